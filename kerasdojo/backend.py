@@ -1,0 +1,107 @@
+"""TensorFlow start-up in one place: quiet logs, the Keras backend, seeding, devices.
+
+Call :func:`tf` instead of ``import tensorflow`` anywhere in kerasdojo: it sets the
+environment first, so Keras picks the TensorFlow backend and TensorFlow's C++
+start-up noise stays hidden unless ``KERASDOJO_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kerasdojo.errors import DojoError
+
+
+def debug() -> bool:
+    return os.environ.get("KERASDOJO_DEBUG", "") not in ("", "0")
+
+
+def tf() -> Any:
+    """Import and return TensorFlow with Keras 3 on the TensorFlow backend."""
+    backend = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if backend != "tensorflow":
+        raise DojoError(
+            f"kerasdojo needs the TensorFlow backend of Keras. Received: KERAS_BACKEND={backend}",
+            hint="unset KERAS_BACKEND or set it to tensorflow",
+        )
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    if debug():
+        import tensorflow
+
+        return tensorflow
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow's C++ start-up lines (oneDNN, CUDA stubs) are written through absl
+    # before its log level applies, so silence file descriptor 2 for the import.
+    with _quiet_stderr():
+        import tensorflow
+    tensorflow.get_logger().setLevel("ERROR")
+    tensorflow.autograph.set_verbosity(0)
+    return tensorflow
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (some test runners): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def keras() -> Any:
+    tf()
+    import keras as _keras
+
+    return _keras
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras; optionally make TF ops deterministic."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras().utils.set_random_seed(seed)
+    if deterministic:
+        tf().config.experimental.enable_op_determinism()
+
+
+def devices() -> list[dict[str, Any]]:
+    """The devices TensorFlow sees: name, type and (for GPUs) memory in MiB when known."""
+    t = tf()
+    out: list[dict[str, Any]] = []
+    for dev in t.config.list_physical_devices():
+        entry: dict[str, Any] = {"name": dev.name, "type": dev.device_type}
+        if dev.device_type == "GPU":
+            try:
+                details = t.config.experimental.get_device_details(dev)
+                entry["model"] = details.get("device_name", "")
+                cc = details.get("compute_capability")
+                if cc:
+                    entry["compute_capability"] = ".".join(str(x) for x in cc)
+            except Exception:  # details are best effort
+                pass
+            try:
+                logical = t.config.list_logical_devices("GPU")
+                if logical:
+                    info = t.config.experimental.get_memory_info(logical[0].name)
+                    entry["memory_in_use_mib"] = round(info["current"] / 2**20, 1)
+            except Exception:
+                pass
+        out.append(entry)
+    return out
