@@ -1,0 +1,385 @@
+"""Data loaders for the supervised baselines: IDX, Keras ``.npz``, image folders + CSV.
+
+Every loader validates what it reads and raises :class:`DojoError` naming the
+file (and the CSV line) and what was expected. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kerasdojo.errors import DojoError
+
+IMAGE_SIZE = 28
+DATASETS = ("mnist", "fashion")
+IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclass
+class Split:
+    """Images (N, 28, 28) uint8 and integer labels (N,) (labels may be None for test data)."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    names: list[str] | None = None
+
+
+@dataclass
+class Dataset:
+    train: Split
+    test: Split | None
+    source: str
+
+
+# --------------------------------------------------------------------------- IDX
+
+
+def read_idx(path: str | Path, expect_ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except FileNotFoundError:
+        raise DojoError(f"IDX file not found: {path}") from None
+    except (OSError, EOFError) as exc:
+        raise DojoError(f"{path} is not a readable (gzipped) IDX file: {exc}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        magic = int.from_bytes(raw[:4].ljust(4, b"\0"), "big")
+        raise DojoError(
+            f"{path} is not an IDX file: wrong magic number 0x{magic:08x}",
+            hint="expected 0x00000803 (2051) for images or 0x00000801 (2049) for labels",
+        )
+    dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
+    if expect_ndim is not None and ndim != expect_ndim:
+        want = {1: "labels (magic 2049)", 3: "images (magic 2051)"}.get(expect_ndim, f"{expect_ndim} dimensions")
+        raise DojoError(f"{path} has {ndim} dimensions (magic {int.from_bytes(raw[:4], 'big')}); expected {want}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DojoError(f"{path} is truncated: its header needs {header} bytes, found {len(raw)}")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    have = len(raw) - header
+    if have < need:
+        raise DojoError(f"{path} is truncated: shape {shape} needs {need} bytes of data, found {have}")
+    return (
+        np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)), offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
+
+
+def write_idx(path: str | Path, array: np.ndarray, gz: bool | None = None) -> None:
+    """Write ``array`` as IDX (gzipped when the name ends in .gz). Used by tests and tools."""
+    path = Path(path)
+    array = np.asarray(array)
+    code = {np.dtype(v).newbyteorder("="): k for k, v in IDX_DTYPES.items()}[array.dtype.newbyteorder("=")]
+    data = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data += array.astype(IDX_DTYPES[code]).tobytes()
+    if gz if gz is not None else path.suffix == ".gz":
+        data = gzip.compress(data)
+    path.write_bytes(data)
+
+
+_IDX_NAMES = {
+    "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "y_train": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "x_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+
+
+def _find_idx(folder: Path, key: str) -> Path:
+    for stem in _IDX_NAMES[key]:
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+    raise DojoError(
+        f"{folder} has no {_IDX_NAMES[key][0]}[.gz]",
+        hint="a data folder needs the four IDX files: " + ", ".join(v[0] for v in _IDX_NAMES.values()),
+    )
+
+
+def load_idx_folder(folder: str | Path) -> Dataset:
+    folder = Path(folder)
+    arrays = {k: read_idx(_find_idx(folder, k), 3 if k.startswith("x") else 1) for k in _IDX_NAMES}
+    return _dataset(arrays, str(folder))
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def load_npz(path: str | Path) -> Dataset:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in _IDX_NAMES if k not in data.files]
+            if missing:
+                raise DojoError(
+                    f"{path} is missing key(s) {', '.join(missing)}; found: {', '.join(data.files) or 'none'}",
+                    hint="an .npz needs x_train, y_train, x_test, y_test (the Keras mnist.npz layout)",
+                )
+            arrays = {k: data[k] for k in _IDX_NAMES}
+    except DojoError:
+        raise
+    except Exception as exc:  # BadZipFile, ValueError (pickled object arrays), OSError
+        raise DojoError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    return _dataset(arrays, str(path))
+
+
+def _dataset(arrays: dict[str, np.ndarray], source: str) -> Dataset:
+    splits = []
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if x.ndim == 4 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise DojoError(f"{source}: x_{part} has shape {x.shape}; expected (N, 28, 28)")
+        y = np.asarray(y).reshape(-1)
+        if len(y) != len(x):
+            raise DojoError(f"{source}: x_{part} has {len(x)} images but y_{part} has {len(y)} labels")
+        if not np.issubdtype(y.dtype, np.integer) or (len(y) and (y.min() < 0 or y.max() > 9)):
+            raise DojoError(f"{source}: y_{part} must hold integer labels 0-9")
+        x = _to_uint8(x, f"{source}: x_{part}")
+        splits.append(Split(x, y.astype(np.int64)))
+    return Dataset(splits[0], splits[1], source)
+
+
+def _to_uint8(x: np.ndarray, what: str) -> np.ndarray:
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
+        return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+    if (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) and (
+        not x.size or (x.min() >= 0 and x.max() <= 255)
+    ):
+        return x.astype(np.uint8)
+    raise DojoError(f"{what} has values outside 0-255 (dtype {x.dtype})")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def load_dataset(dataset: str, data: str | Path | None = None) -> Dataset:
+    """MNIST or Fashion-MNIST from ``data`` (an .npz or an IDX folder), else Keras's loader."""
+    if dataset not in DATASETS:
+        raise DojoError(f"Unknown dataset. Received: {dataset!r}", hint="valid: " + ", ".join(DATASETS))
+    if data is not None:
+        path = Path(data)
+        if not path.exists():
+            raise DojoError(f"--data path does not exist: {path}")
+        if path.is_dir():
+            return load_idx_folder(path)
+        if path.suffix == ".npz":
+            return load_npz(path)
+        raise DojoError(f"--data must be an .npz file or a folder of IDX files. Received: {path}")
+    return _keras_download(dataset)
+
+
+def _keras_download(dataset: str) -> Dataset:
+    from kerasdojo.backend import keras
+
+    module = {"mnist": "mnist", "fashion": "fashion_mnist"}[dataset]
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)
+    try:
+        (x_train, y_train), (x_test, y_test) = getattr(keras().datasets, module).load_data()
+    except Exception as exc:
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+        raise DojoError(
+            f"Could not load {dataset} from Keras's cache ({cache}) or download it ({type(exc).__name__})",
+            hint="pass --data with a mnist.npz or a folder of the four IDX files",
+        ) from None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return _dataset(arrays, f"keras.datasets.{module}")
+
+
+# --------------------------------------------------------------------------- images + CSV
+
+
+def read_image(path: str | Path, where: str = "") -> np.ndarray:
+    """Read an image with imageio and return it as 28x28 uint8 grayscale.
+
+    Grayscale, RGB and RGBA (PNG, JPEG, ...) are accepted; colour is converted
+    with ITU-R 601 luma weights, alpha is composited onto black. Images of
+    another size are resized (area-averaged or bilinear).
+    """
+    import imageio.v3 as iio
+
+    path = Path(path)
+    prefix = f"{where}: " if where else ""
+    if not path.is_file():
+        raise DojoError(f"{prefix}image not found: {path}")
+    try:
+        img = iio.imread(path)
+    except Exception as exc:
+        raise DojoError(f"{prefix}cannot decode image {path} ({type(exc).__name__})") from None
+    return to_gray28(img, f"{prefix}image {path}")
+
+
+def to_gray28(img: np.ndarray, what: str = "image") -> np.ndarray:
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[-1] in (1, 2, 3, 4):
+        channels = img.shape[-1]
+        f = img.astype(np.float32)
+        if channels in (2, 4):  # grey+alpha or RGBA: composite onto black
+            alpha = f[..., -1:] / (255.0 if img.dtype == np.uint8 else max(float(f[..., -1].max()), 1.0))
+            f = f[..., :-1] * alpha
+        if f.shape[-1] == 3:
+            f = f @ np.array([0.299, 0.587, 0.114], np.float32)
+        else:
+            f = f[..., 0]
+    elif img.ndim == 2:
+        f = img.astype(np.float32)
+    else:
+        raise DojoError(f"{what} has shape {img.shape}; expected a grayscale, RGB or RGBA image")
+    if f.shape[0] == 0 or f.shape[1] == 0:
+        raise DojoError(f"{what} is empty (shape {img.shape})")
+    if img.dtype == np.uint16:
+        f = f / 257.0
+    elif img.dtype != np.uint8 and f.size and f.max() <= 1.0:
+        f = f * 255.0
+    if f.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        f = _resize(f, IMAGE_SIZE)
+    return np.clip(np.rint(f), 0, 255).astype(np.uint8)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of a 2-D float image (area-averaging first when shrinking a lot)."""
+    h, w = img.shape
+    fy, fx = max(h // size, 1), max(w // size, 1)
+    if fy > 1 or fx > 1:
+        h2, w2 = (h // fy) * fy, (w // fx) * fx
+        img = img[:h2, :w2].reshape(h2 // fy, fy, w2 // fx, fx).mean(axis=(1, 3))
+        h, w = img.shape
+    ys = np.clip((np.arange(size) + 0.5) * h / size - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(size) + 0.5) * w / size - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy, wx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = img[y0][:, x0] * (1 - wx) + img[y0][:, x1] * wx
+    bottom = img[y1][:, x0] * (1 - wx) + img[y1][:, x1] * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """Rows of a CSV as ``(line number, row)``; the header must hold ``required``."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise DojoError(
+                    f"{path} lacks column(s) {', '.join(missing)}; found: {', '.join(header) or 'no header'}",
+                    hint=f"the CSV needs a header line with {','.join(required)}",
+                )
+            rows = []
+            for row in reader:
+                clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+                rows.append((reader.line_num, clean))
+            return rows
+    except FileNotFoundError:
+        raise DojoError(f"CSV file not found: {path}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DojoError(f"{path} is not a readable CSV file ({exc})") from None
+
+
+def image_dirs(root: Path, split: str, images: Path | None) -> list[Path]:
+    """Where the images of ``split`` may be: --images, Images/<split>, images/<split>, beside the CSVs."""
+    if images is not None:
+        return [images / split, images]
+    return [root / "Images" / split, root / "images" / split, root / "Images", root / "images", root]
+
+
+def load_digits_folder(
+    root: str | Path,
+    images: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """The "identify the digits" layout: ``train.csv`` (filename,label), optional
+    ``test.csv`` (filename), images under ``Images/train`` and ``Images/test``
+    (or beside the CSVs, or under ``--images``)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DojoError(f"--data must be a folder holding train.csv. Received: {root}")
+    images_path = Path(images) if images is not None else None
+    if images_path is not None and not images_path.is_dir():
+        raise DojoError(f"--images folder does not exist: {images_path}")
+    train_csv = root / "train.csv"
+    if not train_csv.is_file():
+        raise DojoError(f"{root} has no train.csv", hint="expected train.csv with columns filename,label")
+    train_rows = read_csv(train_csv, ("filename", "label"))
+    if not train_rows:
+        raise DojoError(f"{train_csv} has no rows")
+    test_csv = root / "test.csv"
+    test_rows = read_csv(test_csv, ("filename",)) if test_csv.is_file() else []
+    total = len(train_rows) + len(test_rows)
+    done = 0
+
+    def load(rows: list[tuple[int, dict[str, str]]], csv_path: Path, split: str, labelled: bool) -> Split:
+        nonlocal done
+        dirs = image_dirs(root, split, images_path)
+        xs, ys, names = [], [], []
+        for line, row in rows:
+            where = f"{csv_path.name} line {line}"
+            name = row["filename"]
+            if not name:
+                raise DojoError(f"{where}: empty filename")
+            if labelled:
+                label = row["label"]
+                if not (label.isdigit() and len(label) == 1):
+                    raise DojoError(f"{where}: label {label!r} is not a digit 0-9")
+                value = int(label)
+                ys.append(value)
+            path = next((d / name for d in dirs if (d / name).is_file()), None)
+            if path is None:
+                looked = ", ".join(str(d) for d in dirs[:3])
+                raise DojoError(f"{where}: image {name} not found (looked in {looked})")
+            xs.append(read_image(path, where))
+            names.append(name)
+            done += 1
+            if progress is not None and (done % 200 == 0 or done == total):
+                progress(done, total)
+        x = np.stack(xs) if xs else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        return Split(x, np.array(ys, np.int64) if labelled else None, names)
+
+    train = load(train_rows, train_csv, "train", True)
+    test = load(test_rows, test_csv, "test", False) if test_rows else None
+    return Dataset(train, test, str(root))
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): ``fraction`` of each class goes to validation (at least one
+    per class that has two or more samples)."""
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * fraction))
+        if fraction > 0 and n_val == 0 and len(idx) >= 2:
+            n_val = 1
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))

@@ -1,0 +1,81 @@
+"""Look at the data and use a trained model: ``supervised show`` and ``supervised predict``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from kerasdojo.errors import DojoError
+from kerasdojo.runs import Run, atomic_path
+from kerasdojo.supervised import data
+
+
+def show(
+    dataset: str, index: int, out: Path | None, data_path: Path | None, split: str = "train", scale: int = 10
+) -> tuple[Path, int | None]:
+    """Write sample ``index`` of ``dataset`` enlarged ``scale`` times as a PNG; return (path, label)."""
+    import imageio.v3 as iio
+
+    if split not in ("train", "test"):
+        raise DojoError(f"--split must be train or test. Received: {split}")
+    if dataset == "digits":
+        if data_path is None:
+            raise DojoError("show digits needs --data DIR (the folder with train.csv)")
+        sample = _digits_sample(Path(data_path), split, index)
+    else:
+        ds = data.load_dataset(dataset, data_path)
+        part = ds.train if split == "train" else ds.test
+        assert part is not None
+        if index >= len(part.x):
+            raise DojoError(f"--index {index} is out of range: {dataset} {split} has {len(part.x)} samples")
+        sample = (part.x[index], None if part.y is None else int(part.y[index]))
+    image, label = sample
+    out = Path(out) if out is not None else Path(f"{dataset}_{split}_{index}.png")
+    big = np.asarray(image).repeat(scale, 0).repeat(scale, 1)
+    with atomic_path(out, suffix=".png") as tmp:
+        iio.imwrite(tmp, big)
+    return out, label
+
+
+def _digits_sample(root: Path, split: str, index: int) -> tuple[np.ndarray, int | None]:
+    csv_path = root / f"{split}.csv"
+    if not csv_path.is_file():
+        raise DojoError(f"{root} has no {split}.csv")
+    rows = data.read_csv(csv_path, ("filename", "label") if split == "train" else ("filename",))
+    if index >= len(rows):
+        raise DojoError(f"--index {index} is out of range: {csv_path} has {len(rows)} rows")
+    line, row = rows[index]
+    where = f"{csv_path.name} line {line}"
+    path = next(
+        (d / row["filename"] for d in data.image_dirs(root, split, None) if (d / row["filename"]).is_file()), None
+    )
+    if path is None:
+        raise DojoError(f"{where}: image {row['filename']} not found")
+    label = row.get("label")
+    return data.read_image(path, where), int(label) if label and label.isdigit() else None
+
+
+def predict(run_dir: Path, images: list[Path]) -> Iterator[tuple[Path, int, float]]:
+    """Yield (path, label, confidence) for each image, using the run's ``model.keras``."""
+    from kerasdojo import backend
+    from kerasdojo.supervised.fit import predict_labels
+
+    run = Run.open(run_dir, kind="supervised run")
+    task = run.config.get("task")
+    if task not in ("mnist", "digits"):
+        raise DojoError(f"{run_dir} is a {task or 'non-supervised'} run; predict needs an mnist or digits run")
+    model_path = run.path / "model.keras"
+    if not model_path.is_file():
+        raise DojoError(f"{run_dir} has no model.keras: the run did not finish")
+    if not images:
+        raise DojoError("Give at least one image file to label")
+    batch = np.stack([data.read_image(p) for p in images])
+    keras = backend.keras()
+    try:
+        model = keras.models.load_model(model_path)
+    except Exception as exc:
+        raise DojoError(f"{model_path} cannot be loaded ({type(exc).__name__}: {exc})") from None
+    labels, confidence = predict_labels(model, batch)
+    yield from zip(images, (int(v) for v in labels), (float(c) for c in confidence), strict=True)
