@@ -1,0 +1,86 @@
+"""The agent registry. Importing this package is cheap: agent classes load on demand.
+
+Each entry names its module and class, a one-line summary, and the action
+spaces it supports, so ``kerasdojo agents`` and ``kerasdojo envs ID`` answer
+without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from kerasdojo.errors import DojoError
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    name: str
+    module: str
+    cls: str
+    summary: str
+    action_spaces: tuple[str, ...]
+
+    def load(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+REGISTRY: dict[str, AgentInfo] = {
+    info.name: info
+    for info in (
+        AgentInfo(
+            "ppo",
+            "kerasdojo.agents.ppo",
+            "PPO",
+            "Proximal Policy Optimization: clipped surrogate, GAE, vector envs (Schulman et al. 2017)",
+            ("Discrete", "Box"),
+        ),
+        AgentInfo(
+            "dqn",
+            "kerasdojo.agents.dqn",
+            "DQN",
+            "Deep Q-Network with replay, target network, Double DQN, optional dueling head (Mnih et al. 2015)",
+            ("Discrete",),
+        ),
+        AgentInfo(
+            "random",
+            "kerasdojo.agents.random_agent",
+            "RandomAgent",
+            "Uniformly random actions: the baseline every curve is compared with",
+            ("Discrete", "Box", "MultiDiscrete", "MultiBinary"),
+        ),
+    )
+}
+AGENT_NAMES = tuple(REGISTRY)
+
+
+def get(name: str) -> AgentInfo:
+    if name not in REGISTRY:
+        raise DojoError(f"Unknown agent {name!r}", hint="valid agents: " + ", ".join(AGENT_NAMES))
+    return REGISTRY[name]
+
+
+def supports(name: str, action_space: Any) -> bool:
+    return type(action_space).__name__ in get(name).action_spaces
+
+
+def fitting_agents(observation_space: Any, action_space: Any) -> list[str]:
+    """Agents whose action spaces include this one (and that can read these observations)."""
+    from gymnasium import spaces
+
+    if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
+        return ["random"]
+    return [name for name in AGENT_NAMES if supports(name, action_space)]
+
+
+def check_supported(name: str, env_id: str, action_space: Any) -> None:
+    """A one-line error when ``name`` cannot act in ``action_space``, naming the agents that can."""
+    if supports(name, action_space):
+        return
+    able = [n for n in AGENT_NAMES if supports(n, action_space)]
+    raise DojoError(
+        f"{name} cannot act in {env_id}: its action space is {action_space}, "
+        f"and {name} supports {', '.join(get(name).action_spaces)}",
+        hint=f"agents for this env: {', '.join(able)}",
+    )

@@ -1,0 +1,196 @@
+"""Deep Q-Network (Mnih et al. 2015) with Double DQN (van Hasselt et al. 2016) on by
+default and an optional dueling head (Wang et al. 2016).
+
+Reads top to bottom: config, networks, epsilon-greedy acting, collection into
+the replay buffer, and the update. Semantics follow Stable-Baselines3: every
+``train_freq`` vector steps, ``gradient_steps`` minibatch updates (all in one
+compiled call); the target network is updated every ``target_update_interval``
+env steps, by copying (``tau=1``) or Polyak averaging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kerasdojo import backend, networks
+from kerasdojo.agents.base import Agent, AgentConfig, Forward, compiled, linear
+from kerasdojo.agents.buffers import ReplayBuffer
+from kerasdojo.config import option
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig(AgentConfig):
+    """DQN hyperparameters (names follow Stable-Baselines3)."""
+
+    kind: ClassVar[str] = "dqn"
+
+    activation: str = option("relu", "Hidden activation.", choices=networks.ACTIVATIONS)
+    learning_rate: float = option(1e-4, "Adam learning rate.", low=0, low_open=True)
+    buffer_size: int = option(100_000, "Replay buffer capacity (transitions).", low=1)
+    learning_starts: int = option(100, "Env steps before the first update.", low=0)
+    batch_size: int = option(32, "Minibatch size.", low=1)
+    tau: float = option(1.0, "Target update coefficient (1: hard copy, <1: Polyak).", low=0, low_open=True, high=1)
+    gamma: float = option(0.99, "Discount factor.", low=0, high=1)
+    train_freq: int = option(4, "Vector steps between updates.", low=1)
+    gradient_steps: int = option(1, "Gradient steps per update (-1: as many as env steps collected).", low=-1)
+    target_update_interval: int = option(10_000, "Env steps between target network updates.", low=1)
+    exploration_fraction: float = option(0.1, "Fraction of training over which epsilon decays.", low=0, high=1)
+    exploration_initial_eps: float = option(1.0, "Initial epsilon.", low=0, high=1)
+    exploration_final_eps: float = option(0.05, "Final epsilon.", low=0, high=1)
+    max_grad_norm: float = option(10.0, "Clip the global gradient norm.", low=0, low_open=True)
+    double_q: bool = option(True, "Double DQN: the online network picks the next action, the target values it.")
+    dueling: bool = option(False, "Dueling head: Q = V + A - mean(A).")
+    adam_eps: float = option(1e-8, "Adam epsilon.", low=0, low_open=True)
+
+
+class DQN(Agent):
+    name = "dqn"
+    Config = DQNConfig
+
+    def __init__(
+        self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
+    ) -> None:
+        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+        keras = backend.keras()
+        self.cfg: DQNConfig = cfg
+        self.n_actions = int(action_space.n)
+
+        def q_network(name: str) -> Any:
+            head = networks.dueling_q_head(self.n_actions) if cfg.dueling else networks.q_head(self.n_actions)
+            torso = networks.torso_layers(obs_shape, obs_dtype, cfg.net_arch, cfg.activation, "glorot_uniform")
+            return networks.build(obs_shape, torso + head, name)
+
+        self.q = q_network("q")
+        self.q_target = q_network("q_target")
+        self.q_target.set_weights(self.q.get_weights())
+        self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
+        self.opt.build(self.q.trainable_variables)
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
+        self.forward = Forward([self.q], fast=cfg.fast_act)
+        self._train = compiled(self._train_steps, cfg.jit_compile)
+        self._sync = compiled(self._sync_target, False)
+        self.n_calls = 0
+        self.pending_target_updates = 0
+        self.exploration_rate = cfg.exploration_initial_eps
+
+    # ------------------------------------------------------------------ persistence
+    def networks(self) -> dict[str, Any]:
+        return {"q": self.q, "q_target": self.q_target}
+
+    def optimizers(self) -> dict[str, Any]:
+        return {"adam": self.opt}
+
+    def policy_model(self) -> Any:
+        return self.q
+
+    def refresh(self) -> None:
+        self.forward.refresh()
+
+    def extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, meta = self.buffer.state()
+        meta.update(n_calls=self.n_calls, pending_target_updates=self.pending_target_updates)
+        return arrays, meta
+
+    def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        if "replay/size" in meta:
+            self.buffer.load_state(arrays, meta)
+        self.n_calls = int(meta.get("n_calls", 0))
+        self.pending_target_updates = int(meta.get("pending_target_updates", 0))
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        greedy = self.forward(obs)[0].argmax(axis=1)
+        if deterministic:
+            return greedy
+        explore = self.rng.random(len(obs)) < self.exploration_rate
+        return np.where(explore, self.rng.integers(0, self.n_actions, len(obs)), greedy)
+
+    # ------------------------------------------------------------------ collecting
+    def learn(self, env: Any, step: int, total_steps: int) -> tuple[int, dict[str, float]]:
+        cfg = self.cfg
+        n_envs = env.num_envs
+        obs = self.obs
+        assert obs is not None, "call begin(env) first"
+        target_every = max(cfg.target_update_interval // n_envs, 1)
+        taken = 0
+        for _ in range(cfg.train_freq):
+            self.exploration_rate = linear(
+                cfg.exploration_initial_eps,
+                cfg.exploration_final_eps,
+                cfg.exploration_fraction,
+                (step + taken) / total_steps,
+            )
+            actions = self.act(obs, deterministic=False)
+            next_obs, reward, terminated, _, was_reset = env.step(actions)
+            keep = ~was_reset
+            if keep.all():
+                self.buffer.add(obs, actions, reward, next_obs, terminated)
+            else:
+                self.buffer.add(obs[keep], actions[keep], reward[keep], next_obs[keep], terminated[keep])
+            obs = next_obs
+            taken += n_envs
+            self.n_calls += 1
+            if self.n_calls % target_every == 0:
+                self.pending_target_updates += 1
+        self.obs = obs
+        metrics = {"rollout/exploration_rate": self.exploration_rate}
+        n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else taken
+        if step + taken > cfg.learning_starts and len(self.buffer) > 0 and n_grad > 0:
+            # The online net has not changed since the last update, so the target
+            # updates due during collection collapse into one: after k Polyak steps
+            # target = online + (1 - tau)^k (target - online).
+            if self.pending_target_updates:
+                self._sync(np.float32((1.0 - cfg.tau) ** self.pending_target_updates))
+                self.pending_target_updates = 0
+            batch = self.buffer.sample(self.rng, cfg.batch_size, n_grad)
+            loss, q_mean = self._train(*batch)
+            self.n_updates += n_grad
+            self.forward.refresh()
+            metrics.update(
+                {
+                    "train/loss": float(loss),
+                    "train/q_values": float(q_mean),
+                    "train/learning_rate": cfg.learning_rate,
+                    "train/n_updates": float(self.n_updates),
+                }
+            )
+        return taken, metrics
+
+    # ------------------------------------------------------------------ the update (compiled)
+    def _sync_target(self, keep: Any) -> None:
+        for target, online in zip(self.q_target.weights, self.q.weights, strict=True):
+            target.assign(online + keep * (target - online))
+
+    def _train_steps(self, obs: Any, actions: Any, rewards: Any, next_obs: Any, terminated: Any) -> tuple[Any, Any]:
+        """``k`` gradient steps on ``k`` minibatches (arrays shaped (k, batch, ...))."""
+        tf = backend.tf()
+        cfg = self.cfg
+        variables = self.q.trainable_variables
+        loss_sum = tf.constant(0.0)
+        q_sum = tf.constant(0.0)
+        k = tf.shape(obs)[0]
+        for i in tf.range(k):
+            o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
+            q_next_target = self.q_target(o2, training=False)
+            if cfg.double_q:
+                next_actions = tf.argmax(self.q(o2, training=False), axis=1, output_type=tf.int32)
+                q_next = tf.gather(q_next_target, next_actions, batch_dims=1)
+            else:
+                q_next = tf.reduce_max(q_next_target, axis=1)
+            target = tf.stop_gradient(r + cfg.gamma * (1.0 - d) * q_next)
+            with tf.GradientTape() as tape:
+                q_all = self.q(o, training=True)
+                q = tf.gather(q_all, tf.cast(a, tf.int32), batch_dims=1)
+                error = target - q
+                abs_error = tf.abs(error)
+                loss = tf.reduce_mean(tf.where(abs_error < 1.0, 0.5 * error**2, abs_error - 0.5))  # Huber
+            grads = tape.gradient(loss, variables)
+            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
+            self.opt.apply(grads, variables)
+            loss_sum += loss
+            q_sum += tf.reduce_mean(q)
+        count = tf.cast(tf.maximum(k, 1), tf.float32)
+        return loss_sum / count, q_sum / count

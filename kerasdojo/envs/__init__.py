@@ -1,0 +1,257 @@
+"""Making environments: any registered Gymnasium id or ``module:Class`` entry point.
+
+* :func:`make_vec` builds the vector environment agents train on (Gymnasium's
+  own vectorised implementation when an env has one, e.g. CartPole, else
+  ``SyncVectorEnv``; ``AsyncVectorEnv`` with ``async_=True``), wrapped in
+  :class:`~kerasdojo.envs.wrappers.VecEnv` for episode statistics, observation
+  encoding and optional normalisation.
+* :func:`make_env` builds one environment (for videos and rendering).
+* :func:`describe` and :func:`list_envs` back ``kerasdojo envs``.
+
+Unknown ids suggest the closest registered ones; environments whose optional
+dependency is missing name the extra to install.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from kerasdojo.errors import DojoError
+
+# Which kerasdojo extra provides the dependency of each family of environments.
+EXTRAS = {
+    "gymnasium.envs.box2d": ("box2d", "Box2D"),
+    "gymnasium.envs.mujoco": ("mujoco", "MuJoCo"),
+    "ale_py": ("atari", "the Arcade Learning Environment"),
+    "shimmy": ("atari", "the Arcade Learning Environment"),
+}
+
+
+def _gym() -> Any:
+    # pygame (classic-control rendering) initialises audio too; no sound device here is normal.
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    import gymnasium
+
+    _register_optional(gymnasium)
+    return gymnasium
+
+
+_registered_optional = False
+
+
+def _register_optional(gym: Any) -> None:
+    """Register Atari ids when ale-py is installed (Gymnasium 1.x no longer does it itself)."""
+    global _registered_optional
+    if _registered_optional:
+        return
+    _registered_optional = True
+    try:
+        import ale_py
+
+        gym.register_envs(ale_py)
+    except Exception:  # not installed, or an old version: Atari ids stay unknown
+        pass
+
+
+def parse_env_kwargs(pairs: Iterable[str], flag: str = "--env-kwargs") -> dict[str, Any]:
+    """``["max_episode_steps=200", "continuous=true"]`` -> typed values (JSON where it parses)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise DojoError(f"Expected key=value. Received: {flag} {pair!r}")
+        out[key.strip()] = _literal(raw.strip())
+    return out
+
+
+def _literal(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def is_registered(env_id: str) -> bool:
+    return env_id in _gym().registry
+
+
+def resolve(env_id: str) -> Any:
+    """The :class:`gymnasium.envs.registration.EnvSpec` for an id or ``module:attr`` entry point."""
+    gym = _gym()
+    if env_id in gym.registry:
+        return gym.spec(env_id)
+    if ":" in env_id and not env_id.startswith("ALE/"):
+        module, _, attr = env_id.partition(":")
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            raise DojoError(f"Cannot import {module} for entry point {env_id}: {exc}") from None
+        if not hasattr(mod, attr):
+            raise DojoError(f"{module} has no attribute {attr!r} (entry point {env_id})")
+        from gymnasium.envs.registration import EnvSpec
+
+        return EnvSpec(id=attr, entry_point=env_id)
+    if env_id.startswith("ALE/"):
+        _missing_extra("ale_py", env_id)
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+    hint = ("did you mean " + ", ".join(close) + "? " if close else "") + "kerasdojo envs lists them all"
+    raise DojoError(f"Unknown environment id {env_id!r}", hint=hint)
+
+
+def _entry_module(spec: Any) -> str:
+    entry = spec.entry_point
+    return entry.split(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
+
+
+def _missing_extra(module: str, env_id: str, cause: str = "") -> None:
+    for prefix, (extra, what) in EXTRAS.items():
+        if module.startswith(prefix):
+            raise DojoError(
+                f"{env_id} needs {what}, which is not installed" + (f" ({cause})" if cause else ""),
+                hint=f"pip install 'kerasdojo[{extra}]'",
+            )
+
+
+def _creation_error(spec: Any, exc: Exception) -> DojoError:
+    """Map an exception from making an env to a one-line error (missing extra, bad kwargs)."""
+    module = _entry_module(spec)
+    cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, ImportError) or type(exc).__name__ == "DependencyNotInstalled":
+        _missing_extra(module, spec.id, cause)
+        return DojoError(f"{spec.id} needs a package that is not installed: {cause}")
+    if isinstance(exc, TypeError) and "argument" in cause:
+        return DojoError(f"{spec.id} does not accept these --env-kwargs: {cause}")
+    return DojoError(f"Could not make {spec.id}: {type(exc).__name__}: {cause}")
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None) -> Any:
+    """One environment (no vectorisation)."""
+    gym = _gym()
+    spec = resolve(env_id)
+    kwargs = dict(env_kwargs or {})
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    try:
+        return gym.make(spec, **kwargs)
+    except DojoError:
+        raise
+    except Exception as exc:
+        raise _creation_error(spec, exc) from None
+
+
+def make_vec(
+    env_id: str,
+    n_envs: int,
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    async_: bool = False,
+    normalize_obs: bool = False,
+    normalize_reward: bool = False,
+    gamma: float = 0.99,
+    render_mode: str | None = None,
+) -> Any:
+    """A :class:`~kerasdojo.envs.wrappers.VecEnv` of ``n_envs`` copies, reset with ``seed``.
+
+    ``render_mode`` ("rgb_array" for videos, "human" for a window) uses
+    ``SyncVectorEnv`` so each copy renders itself."""
+    from kerasdojo.envs.wrappers import VecEnv
+
+    gym = _gym()
+    spec = resolve(env_id)
+    kwargs = dict(env_kwargs or {})
+    modes = ["async"] if async_ else (["vector_entry_point", "sync"] if spec.vector_entry_point else ["sync"])
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+        modes = ["sync"]
+    for i, mode in enumerate(modes):
+        try:
+            vec = gym.make_vec(spec, num_envs=n_envs, vectorization_mode=mode, **kwargs)
+            break
+        except DojoError:
+            raise
+        except TypeError as exc:
+            if i + 1 < len(modes):  # the vectorised implementation takes fewer kwargs: use SyncVectorEnv
+                continue
+            raise _creation_error(spec, exc) from None
+        except Exception as exc:
+            raise _creation_error(spec, exc) from None
+    env = VecEnv(vec, normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma)
+    env.reset(seed=seed)
+    return env
+
+
+def space_kind(space: Any) -> str:
+    return type(space).__name__
+
+
+def describe_space(space: Any) -> str:
+    """``Discrete(2)`` or ``Box(4,) float32 low=[...] high=[...]``."""
+    import numpy as np
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Box):
+        text = f"Box{space.shape} {space.dtype}"
+        if space.low.size <= 8:
+            fmt = lambda a: np.array2string(a, precision=3, separator=", ")  # noqa: E731
+            text += f" low={fmt(space.low.reshape(-1))} high={fmt(space.high.reshape(-1))}"
+        else:
+            text += f" in [{space.low.min():.3g}, {space.high.max():.3g}]"
+        return text
+    return str(space)
+
+
+def describe(env_id: str) -> dict[str, Any]:
+    """Spaces, limits and fitting agents of an environment."""
+    from kerasdojo.agents import fitting_agents
+
+    spec = resolve(env_id)
+    env = make_env(env_id)
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    fits = fitting_agents(obs_space, act_space)
+    return {
+        "id": spec.id,
+        "entry point": spec.entry_point if isinstance(spec.entry_point, str) else repr(spec.entry_point),
+        "action space": describe_space(act_space),
+        "observation space": describe_space(obs_space),
+        "reward threshold": spec.reward_threshold,
+        "max episode steps": spec.max_episode_steps,
+        "vectorised implementation": "yes" if spec.vector_entry_point else "no (SyncVectorEnv)",
+        "kerasdojo agents": ", ".join(fits) or "none",
+    }
+
+
+def _family(spec: Any) -> str:
+    if spec.namespace:
+        return spec.namespace
+    module = _entry_module(spec)
+    parts = module.split(".")
+    if module.startswith("gymnasium.envs.") and len(parts) > 2:
+        return parts[2]
+    return parts[0] or "other"
+
+
+def list_envs(filter_: str | None = None) -> dict[str, list[str]]:
+    """Registered ids grouped by family (classic_control, box2d, ...), optionally filtered."""
+    gym = _gym()
+    groups: dict[str, list[str]] = defaultdict(list)
+    needle = (filter_ or "").lower()
+    for env_id, spec in gym.registry.items():
+        family = _family(spec)
+        if needle and needle not in env_id.lower() and needle not in family.lower():
+            continue
+        groups[family].append(env_id)
+    return {k: sorted(v) for k, v in sorted(groups.items())}
