@@ -284,6 +284,11 @@ def _run_training(session: Any, quiet: bool) -> None:
         f"Final evaluation over {summary['eval']['episodes']} episodes: "
         f"{summary['eval']['mean_reward']:.2f} ± {summary['eval']['std_reward']:.2f}"
     )
+    if summary.get("best_eval") is not None and summary["best_eval"] > summary["eval"]["mean_reward"]:
+        console.print(
+            f"Best evaluation: {summary['best_eval']:.2f} at step {summary['best_step']:,} "
+            "(kept as best_agent.npz / best_policy.keras; kerasdojo eval RUN --best)"
+        )
     console.print(f"Run directory: {session.run.path}")
     if summary.get("video"):
         console.print(f"Video: {summary['video']}")
@@ -300,11 +305,14 @@ def evaluate(
     stochastic: Annotated[
         bool, typer.Option("--stochastic", help="Sample actions instead of the greedy policy.")
     ] = False,
+    best: Annotated[bool, typer.Option("--best", help="Use the agent of the best evaluation during training.")] = False,
 ) -> None:
     """Evaluate a trained agent from its run directory alone; prints mean ± std return."""
     from kerasdojo.agents import trainer
 
-    result = trainer.evaluate_run(run_dir, episodes, seed, video=video, render=render, deterministic=not stochastic)
+    result = trainer.evaluate_run(
+        run_dir, episodes, seed, video=video, render=render, deterministic=not stochastic, best=best
+    )
     console = _console()
     console.print(
         f"{result['env_id']} / {result['agent']} ({result['source']}): "

@@ -113,8 +113,12 @@ def _kind(cfg: Any) -> str:
     return getattr(cfg, "kind", type(cfg).__name__)
 
 
+# Names users bring from other libraries, and ours.
+ALIASES = {"lr": "learning_rate", "n_timesteps": "total_steps", "steps": "total_steps", "num_envs": "n_envs"}
+
+
 def unknown_key_error(key: str, valid: list[str], source: str, kind: str = "config") -> DojoError:
-    close = difflib.get_close_matches(key, valid, n=1)
+    close = [ALIASES[key]] if ALIASES.get(key) in valid else difflib.get_close_matches(key, valid, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
     hint += "valid keys: " + ", ".join(sorted(valid))
     return DojoError(f"Unknown key '{key}' in {source} for {kind}", hint=hint)

@@ -6,7 +6,9 @@ step budget is spent, logging SB3-named scalars to TensorBoard and
 progress.csv, evaluating every ``eval_every`` steps on separate envs,
 checkpointing every ``save_every`` steps, and finishing with a final
 evaluation (``eval.json``), the agent (``agent.npz``) and its policy network
-(``policy.keras``, loadable by plain Keras).
+(``policy.keras``, loadable by plain Keras). The agent of the best evaluation
+is kept beside it (``best_agent.npz``, ``best_policy.keras``), as SB3's
+EvalCallback keeps ``best_model``.
 
 Ctrl-C asks the loop to stop at the end of the current iteration: it writes a
 checkpoint and raises :class:`~kerasdojo.errors.Interrupted` with the resume
@@ -163,19 +165,13 @@ def export_policy(agent: Any, normalizer: Any, path: Path) -> Path | None:
     return path
 
 
-def _video_path(path: Path) -> Path:
-    if path.suffix.lower() not in (".gif", ".mp4"):
-        raise DojoError(f"--video must end in .gif or .mp4. Received: {path}")
-    return path
-
-
 def record_episode(
     agent: Any, spec: dict[str, Any], cfg: Any, normalizer: Any, seed: int, path: Path, deterministic: bool = True
 ) -> tuple[Path, float]:
     """Play one episode with frames rendered as rgb_array and write them to ``path``."""
-    from kerasdojo.envs.video import write_video
+    from kerasdojo.envs.video import check_video_path, write_video
 
-    path = _video_path(Path(path))
+    path = check_video_path(path)
     env = envs_mod.make_vec(
         spec["env_id"], 1, env_kwargs=spec["env_kwargs"], normalize_obs=cfg.normalize_obs, render_mode="rgb_array"
     )
@@ -238,6 +234,14 @@ class Session:
         self.env.episode_lengths.extend(arrays.get("episodes/lengths", np.zeros(0)).astype(int).tolist())
         self.env.episodes = int(meta.get("episodes", 0))
 
+    def _save_agent(self, name: str, policy_name: str) -> Path | None:
+        """The agent's full state and its exported policy network, side by side in the run."""
+        from kerasdojo.runs import save_arrays
+
+        arrays, meta = self._checkpoint_arrays()
+        save_arrays(self.run.file(name), arrays, meta)
+        return export_policy(self.agent, self.env.normalizer, self.run.file(policy_name))
+
     def save_checkpoint(self) -> Path:
         arrays, meta = self._checkpoint_arrays()
         return self.run.save_checkpoint(int(self.state["step"]), arrays, meta)
@@ -291,6 +295,9 @@ class Session:
                 if next_eval is not None and step >= next_eval:
                     result = self.evaluate()
                     last_eval = result["mean_reward"]
+                    if last_eval > self.state.get("best_eval", -np.inf):
+                        self.state.update(best_eval=last_eval, best_step=step)
+                        self._save_agent("best_agent.npz", "best_policy.keras")
                     row.update(
                         {
                             "eval/mean_reward": result["mean_reward"],
@@ -345,17 +352,18 @@ class Session:
             },
             step,
         )
-        arrays, meta = self._checkpoint_arrays()
-        from kerasdojo.runs import save_arrays
-
-        save_arrays(run.file("agent.npz"), arrays, meta)
-        policy = export_policy(self.agent, self.env.normalizer, run.file("policy.keras"))
+        if result["mean_reward"] > self.state.get("best_eval", -np.inf):
+            self.state.update(best_eval=result["mean_reward"], best_step=step)
+            self._save_agent("best_agent.npz", "best_policy.keras")
+        policy = self._save_agent("agent.npz", "policy.keras")
         summary: dict[str, Any] = {
             "steps": step,
             "seconds": session_seconds,
             "train_seconds_total": self.state["train_seconds"],
             "fps": (step - self.start_step) / max(session_seconds, 1e-9),
             "eval": result,
+            "best_eval": self.state.get("best_eval"),
+            "best_step": self.state.get("best_step"),
             "policy": str(policy) if policy else None,
         }
         if spec.get("video"):
@@ -369,7 +377,15 @@ class Session:
             )
             summary["video"] = str(path)
         run.write_json(
-            "eval.json", {**result, "step": step, "deterministic": True, "seed": int(spec["seed"]) + EVAL_SEED_OFFSET}
+            "eval.json",
+            {
+                **result,
+                "step": step,
+                "deterministic": True,
+                "seed": int(spec["seed"]) + EVAL_SEED_OFFSET,
+                "best_mean_reward": self.state.get("best_eval"),
+                "best_step": self.state.get("best_step"),
+            },
         )
         return summary
 
@@ -466,13 +482,17 @@ def evaluate_run(
     video: Path | None = None,
     render: bool = False,
     deterministic: bool = True,
+    best: bool = False,
 ) -> dict[str, Any]:
-    """Load the agent from a run directory alone and evaluate it."""
+    """Load the agent from a run directory alone and evaluate it: the final agent, else the
+    newest checkpoint; with ``best``, the agent of the best evaluation during training."""
     run, spec, cfg = _open_rl_run(run_dir)
     if episodes < 1:
         raise DojoError(f"--episodes must be >= 1. Received: {episodes}")
     if video is not None:
-        _video_path(Path(video))
+        from kerasdojo.envs.video import check_video_path
+
+        check_video_path(video)
     if render:
         import os
 
@@ -480,9 +500,11 @@ def evaluate_run(
             raise DojoError(
                 "--render needs a display, and none is set", hint="record a file instead with --video out.gif"
             )
-    final = run.file("agent.npz")
+    final = run.file("best_agent.npz" if best else "agent.npz")
+    if best and not final.is_file():
+        raise DojoError(f"{run.path} has no best_agent.npz yet: it is written at the first evaluation")
     if final.is_file():
-        source, (arrays, meta) = "final agent", load_arrays(final)
+        source, (arrays, meta) = ("best agent" if best else "final agent"), load_arrays(final)
     else:
         path, arrays, meta = run.load_latest_checkpoint()
         source = f"checkpoint at step {int(meta.get('step', 0)):,}"
@@ -497,7 +519,7 @@ def evaluate_run(
     )
     try:
         agent = build_agent(spec["agent"], cfg, env, int(spec["seed"]))
-        agent.load_state(arrays, meta, str(final if source == "final agent" else "checkpoint"))
+        agent.load_state(arrays, meta, str(final if final.is_file() else "checkpoint"))
         norm = {k[5:]: v for k, v in arrays.items() if k.startswith("norm/")}
         if norm:
             env.normalizer.load_state(norm)

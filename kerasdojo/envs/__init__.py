@@ -114,13 +114,10 @@ def _entry_module(spec: Any) -> str:
     return entry.split(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
 
 
-def _missing_extra(module: str, env_id: str, cause: str = "") -> None:
+def _missing_extra(module: str, env_id: str) -> None:
     for prefix, (extra, what) in EXTRAS.items():
         if module.startswith(prefix):
-            raise DojoError(
-                f"{env_id} needs {what}, which is not installed" + (f" ({cause})" if cause else ""),
-                hint=f"pip install 'kerasdojo[{extra}]'",
-            )
+            raise DojoError(f"{env_id} needs {what}, which is not installed", hint=f"pip install 'kerasdojo[{extra}]'")
 
 
 def _creation_error(spec: Any, exc: Exception) -> DojoError:
@@ -128,11 +125,17 @@ def _creation_error(spec: Any, exc: Exception) -> DojoError:
     module = _entry_module(spec)
     cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, ImportError) or type(exc).__name__ == "DependencyNotInstalled":
-        _missing_extra(module, spec.id, cause)
+        _missing_extra(module, spec.id)
         return DojoError(f"{spec.id} needs a package that is not installed: {cause}")
     if isinstance(exc, TypeError) and "argument" in cause:
         return DojoError(f"{spec.id} does not accept these --env-kwargs: {cause}")
     return DojoError(f"Could not make {spec.id}: {type(exc).__name__}: {cause}")
+
+
+def _render_mode(mode: str) -> str:
+    if mode == "rgb_array" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws off-screen; no window system needed
+    return mode
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None) -> Any:
@@ -141,7 +144,7 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
     spec = resolve(env_id)
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
-        kwargs["render_mode"] = render_mode
+        kwargs["render_mode"] = _render_mode(render_mode)
     try:
         return gym.make(spec, **kwargs)
     except DojoError:
@@ -172,7 +175,7 @@ def make_vec(
     kwargs = dict(env_kwargs or {})
     modes = ["async"] if async_ else (["vector_entry_point", "sync"] if spec.vector_entry_point else ["sync"])
     if render_mode is not None:
-        kwargs["render_mode"] = render_mode
+        kwargs["render_mode"] = _render_mode(render_mode)
         modes = ["sync"]
     for i, mode in enumerate(modes):
         try:
@@ -197,14 +200,13 @@ def space_kind(space: Any) -> str:
 
 def describe_space(space: Any) -> str:
     """``Discrete(2)`` or ``Box(4,) float32 low=[...] high=[...]``."""
-    import numpy as np
     from gymnasium import spaces
 
     if isinstance(space, spaces.Box):
         text = f"Box{space.shape} {space.dtype}"
         if space.low.size <= 8:
-            fmt = lambda a: np.array2string(a, precision=3, separator=", ")  # noqa: E731
-            text += f" low={fmt(space.low.reshape(-1))} high={fmt(space.high.reshape(-1))}"
+            fmt = lambda a: "[" + ", ".join(f"{v:.3g}" for v in a.reshape(-1)) + "]"  # noqa: E731
+            text += f" low={fmt(space.low)} high={fmt(space.high)}"
         else:
             text += f" in [{space.low.min():.3g}, {space.high.max():.3g}]"
         return text

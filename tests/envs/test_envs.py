@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kerasdojo import envs
+from kerasdojo.envs.wrappers import Normalizer, RunningMeanStd
+from kerasdojo.errors import DojoError
+
+
+def test_check_env_on_our_test_env() -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    from tests.envs.toy import Corridor
+
+    check_env(Corridor(), skip_render_check=False)
+
+
+def test_cartpole_uses_the_vectorised_implementation() -> None:
+    env = envs.make_vec("CartPole-v1", 4, seed=0)
+    assert type(env.env).__name__ == "CartPoleVectorEnv"
+    assert env.obs.shape == (4, 4) and env.obs.dtype == np.float32
+    env.close()
+
+
+def test_next_step_autoreset_is_reported_and_stats_are_raw() -> None:
+    env = envs.make_vec("CartPole-v1", 2, seed=0, env_kwargs={"max_episode_steps": 5}, normalize_reward=True)
+    flags = []
+    for _ in range(7):
+        obs, reward, terminated, truncated, was_reset = env.step(np.zeros(2, np.int64))
+        flags.append((bool(terminated[0] or truncated[0]), bool(was_reset[0])))
+    # step 5 ends the episode (truncated, or terminated by falling), step 6 is the ignored reset call
+    assert flags[4][0] and flags[5] == (False, True) and not flags[6][1]
+    assert list(env.episode_lengths) == [5, 5] and list(env.episode_returns) == [5.0, 5.0]
+    assert env.stats()["rollout/ep_rew_mean"] == 5.0
+    env.close()
+
+
+def test_entry_point_class_and_factory_with_kwargs() -> None:
+    for entry in ("tests.envs.toy:Corridor", "tests.envs.toy:make_corridor"):
+        env = envs.make_vec(entry, 3, seed=1, env_kwargs={"length": 4})
+        assert env.obs.shape == (3, 4)  # one-hot Discrete(4) observations
+        assert np.allclose(env.obs.sum(axis=1), 1.0)
+        obs, reward, *_ = env.step(np.ones(3, np.int64))  # index 1 -> env action 2 (start=1): right
+        assert obs.shape == (3, 4)
+        env.close()
+
+
+def test_unknown_ids_suggest_close_ones() -> None:
+    with pytest.raises(DojoError) as err:
+        envs.resolve("CartPol-v1")
+    assert "CartPole-v1" in err.value.hint
+    with pytest.raises(DojoError, match="Cannot import"):
+        envs.resolve("no_such_module:Env")
+    with pytest.raises(DojoError, match="has no attribute"):
+        envs.resolve("tests.envs.toy:Nope")
+
+
+def test_bad_env_kwargs_are_one_line() -> None:
+    with pytest.raises(DojoError, match="does not accept these --env-kwargs"):
+        envs.make_vec("CartPole-v1", 1, env_kwargs={"gravity_scale": 2})
+
+
+def test_missing_optional_extra_names_the_extra() -> None:
+    try:
+        import Box2D  # noqa: F401
+
+        pytest.skip("Box2D is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(DojoError) as err:
+        envs.make_vec("LunarLander-v3", 1)
+    assert "kerasdojo[box2d]" in err.value.one_line()
+
+
+def test_parse_env_kwargs_types() -> None:
+    assert envs.parse_env_kwargs(["a=1", "b=0.5", "c=true", "d=hello", "e=[1, 2]", "f=none"]) == {
+        "a": 1,
+        "b": 0.5,
+        "c": True,
+        "d": "hello",
+        "e": [1, 2],
+        "f": None,
+    }
+    with pytest.raises(DojoError, match="key=value"):
+        envs.parse_env_kwargs(["oops"])
+
+
+def test_describe_cartpole() -> None:
+    d = envs.describe("CartPole-v1")
+    assert d["action space"] == "Discrete(2)"
+    assert d["observation space"].startswith("Box(4,) float32 low=[-4.8, -inf, -0.419, -inf]")
+    assert d["reward threshold"] == 475.0 and d["max episode steps"] == 500
+    assert set(d["kerasdojo agents"].split(", ")) == {"ppo", "dqn", "random"}
+    assert "dqn" not in envs.describe("Pendulum-v1")["kerasdojo agents"]
+
+
+def test_list_envs_groups_and_filters() -> None:
+    groups = envs.list_envs()
+    assert "CartPole-v1" in groups["classic_control"]
+    assert envs.list_envs("pendulum") and all(
+        "pendulum" in i.lower() or "pendulum" in g.lower() for g, ids in envs.list_envs("pendulum").items() for i in ids
+    )
+
+
+def test_running_mean_std_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(3, 2, (n, 3)) for n in (5, 17, 40)]
+    rms = RunningMeanStd((3,), epsilon=0)
+    for b in batches:
+        rms.update(b)
+    allx = np.concatenate(batches)
+    np.testing.assert_allclose(rms.mean, allx.mean(0), atol=1e-10)
+    np.testing.assert_allclose(rms.var, allx.var(0), atol=1e-10)
+
+
+def test_normalizer_standardises_and_round_trips() -> None:
+    norm = Normalizer((2,), obs=True, reward=True, gamma=0.9)
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        out = norm.observation(rng.normal([10, -5], [2, 0.5], (8, 2)).astype(np.float32))
+    assert abs(out.mean()) < 1.0 and np.all(np.abs(out) <= 10)
+    other = Normalizer((2,), obs=True, reward=True, gamma=0.9)
+    other.load_state(norm.state())
+    other.training = False
+    x = np.array([[10.0, -5.0]], np.float32)
+    np.testing.assert_allclose(other.observation(x), norm.observation(x), atol=1e-2)
+    before = other.obs_rms.count
+    other.observation(x)
+    assert other.obs_rms.count == before  # frozen when not training

@@ -1,0 +1,48 @@
+"""A tiny environment for tests: walk right along a corridor to reach the goal.
+
+Discrete(n) observations (the position, starting at ``start``), Discrete(2)
+actions with ``start=1`` (1 = left, 2 = right), reward 1 at the goal, episode
+truncated after ``max_steps``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class Corridor(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, length: int = 5, max_steps: int = 20, render_mode: str | None = None) -> None:
+        self.length, self.max_steps, self.render_mode = length, max_steps, render_mode
+        self.observation_space = spaces.Discrete(length, start=0)
+        self.action_space = spaces.Discrete(2, start=1)
+        self.pos = 0
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict]:
+        super().reset(seed=seed)
+        self.pos = int(self.np_random.integers(0, self.length - 1))
+        self.t = 0
+        return self.pos, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict]:
+        assert self.action_space.contains(action), action
+        self.pos = int(np.clip(self.pos + (1 if action == 2 else -1), 0, self.length - 1))
+        self.t += 1
+        terminated = self.pos == self.length - 1
+        return self.pos, float(terminated), terminated, self.t >= self.max_steps, {}
+
+    def render(self) -> np.ndarray:
+        frame = np.zeros((8, 8 * self.length, 3), np.uint8)
+        frame[:, 8 * self.pos : 8 * self.pos + 8] = 255
+        return frame
+
+
+def make_corridor(**kwargs: Any) -> Corridor:
+    """A factory entry point (``tests.envs.toy:make_corridor``)."""
+    return Corridor(**kwargs)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from kerasdojo import __version__
+from kerasdojo.cli import app
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_heavy_packages() -> None:
+    code = (
+        "import sys\n"
+        "from kerasdojo.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', [m for m in ('tensorflow', 'keras', 'gymnasium') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in out
+    assert "train" in out and "supervised" in out
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_commands(flag) -> None:
+    result = runner.invoke(app, [flag])
+    assert result.exit_code == 0
+    for command in ("info", "tensorboard", "envs", "agents", "train", "eval", "resume", "supervised"):
+        assert command in result.output
+
+
+def test_no_args_shows_help_and_subcommand_help() -> None:
+    assert "Usage" in runner.invoke(app, []).output
+    result = runner.invoke(app, ["supervised", "-h"])
+    assert result.exit_code == 0
+    for command in ("xor", "mnist", "digits", "show", "predict"):
+        assert command in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"kerasdojo {__version__}"
+
+
+def test_info_lists_versions_and_devices() -> None:
+    import tensorflow as tf
+
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert tf.__version__ in result.output
+    for word in ("Keras", "Gymnasium", "NumPy", "CPU"):
+        assert word in result.output
+
+
+def test_agents_lists_action_spaces() -> None:
+    result = runner.invoke(app, ["agents"])
+    assert result.exit_code == 0
+    assert "ppo" in result.output and "dqn" in result.output and "random" in result.output
+    assert "Discrete, Box" in result.output
+
+
+def test_envs_list_describe_and_unknown() -> None:
+    listing = runner.invoke(app, ["envs", "Cart"])
+    assert listing.exit_code == 0 and "CartPole-v1" in listing.output and "classic_control" in listing.output
+    described = runner.invoke(app, ["envs", "CartPole-v1"])
+    assert described.exit_code == 0
+    assert "Discrete(2)" in described.output and "Box(4,)" in described.output and "475" in described.output
+    assert runner.invoke(app, ["envs", "zzzz"]).exit_code == 2
+
+
+def test_tensorboard_starts_server_and_prints_url(monkeypatch, tmp_path) -> None:
+    from kerasdojo import tensorboard
+
+    launched = {}
+
+    class FakeProcess:
+        def __init__(self, args):
+            launched["args"] = args
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(tensorboard.subprocess, "Popen", FakeProcess)
+    result = runner.invoke(app, ["tensorboard", "--logdir", str(tmp_path), "--port", "16006"])
+    assert result.exit_code == 0, result.output
+    assert "http://localhost:16006/" in result.output
+    assert launched["args"][1:4] == ["-m", "tensorboard.main", "--logdir"] and str(tmp_path) in launched["args"]
+
+
+def test_tensorboard_busy_port_is_one_line(tmp_path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = runner.invoke(app, ["tensorboard", "--logdir", str(tmp_path), "--port", str(port)])
+    assert result.exit_code == 2 and f"Port {port}" in result.output and f"--port {port + 1}" in result.output
+
+
+def test_debug_env_shows_traceback(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("KERASDOJO_DEBUG", "1")
+    result = runner.invoke(app, ["eval", str(tmp_path)])
+    assert result.exit_code == 2 and "Error:" in result.output
+
+
+def test_installed_command_end_to_end(tmp_path) -> None:
+    """The one subprocess test of the installed console script."""
+    exe = shutil.which("kerasdojo") or pytest.skip("the kerasdojo command is not installed")
+    done = subprocess.run(
+        [exe, "supervised", "xor", "--impl", "numpy", "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4/4 correct" in done.stdout
+    bad = subprocess.run(
+        [exe, "train", "NoSuchEnv-v0", "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().startswith("Error: Unknown environment id 'NoSuchEnv-v0'")
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kerasdojo import runs
+from kerasdojo.errors import DojoError
+
+
+def read_events(path):
+    """Scalars, texts and images in event files below ``path`` (read with TensorBoard's loader)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def scalars(path, tag) -> list[tuple[int, float]]:
+    """(step, value) of a scalar tag, whether written as a simple value (kerasdojo's
+    writer) or as a tensor (tf.summary, used by Keras's TensorBoard callback)."""
+    from tensorboard.util import tensor_util
+
+    acc = read_events(path)
+    if tag in acc.Tags()["scalars"]:
+        return [(e.step, e.value) for e in acc.Scalars(tag)]
+    return [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+
+
+def test_create_never_reuses_a_directory(tmp_path) -> None:
+    a = runs.Run.create(tmp_path, "CartPole-v1", "ppo", "s0")
+    b = runs.Run.create(tmp_path, "CartPole-v1", "ppo", "s0")
+    assert a.path != b.path and a.path.is_dir() and b.path.is_dir()
+    assert a.path.name.startswith("CartPole-v1__ppo__s0__")
+
+
+def test_open_rejects_non_runs(tmp_path) -> None:
+    with pytest.raises(DojoError, match="Not a directory"):
+        runs.Run.open(tmp_path / "nope")
+    with pytest.raises(DojoError, match="no config.json"):
+        runs.Run.open(tmp_path)
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path) -> None:
+    target = tmp_path / "data.json"
+    runs.write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with runs.atomic_path(target) as tmp:
+            tmp.write_text("half-writ")
+            raise RuntimeError("crash")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
+    assert oct(target.stat().st_mode & 0o777) != oct(0o600) or os.umask(0o022) == 0o077
+
+
+def test_event_writer_scalars_text_images(tmp_path) -> None:
+    writer = runs.EventWriter(tmp_path)
+    for step in range(5):
+        writer.scalar("rollout/ep_rew_mean", step * 2.0, step)
+    writer.text("hyperparameters", "|a|b|\n|-|-|\n|x|1|")
+    writer.image("samples", np.arange(28 * 28, dtype=np.uint8).reshape(28, 28))
+    writer.close()
+    acc = read_events(tmp_path)
+    values = [(e.step, e.value) for e in acc.Scalars("rollout/ep_rew_mean")]
+    assert values == [(i, i * 2.0) for i in range(5)]
+    assert acc.Images("samples")[0].width == 28
+    assert "hyperparameters" in acc.Tags()["tensors"]
+
+
+def test_event_writer_needs_no_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tempfile; from kerasdojo.runs import EventWriter; "
+        "w = EventWriter(tempfile.mkdtemp()); w.scalar('a', 1.0, 0); w.close(); "
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_progress_csv_adds_columns_and_truncates(tmp_path) -> None:
+    csv_path = tmp_path / "progress.csv"
+    log = runs.ProgressCSV(csv_path)
+    log.append({"time/total_timesteps": 100, "a": 1.0})
+    log.append({"time/total_timesteps": 200, "a": 2.0, "b": 5.0})
+    log.append({"time/total_timesteps": 300, "a": 3.0})
+    rows = runs.read_progress(csv_path)
+    assert [r["b"] for r in rows] == ["", "5", ""]
+    again = runs.ProgressCSV(csv_path)
+    again.truncate_after(200)
+    assert [r["time/total_timesteps"] for r in runs.read_progress(csv_path)] == ["100", "200"]
+
+
+def test_checkpoints_round_trip_keep_last_and_detect_corruption(tmp_path) -> None:
+    run = runs.Run.create(tmp_path, "x")
+    for step in (10, 20, 30):
+        run.save_checkpoint(step, {"w": np.full(3, step)}, {"step": step}, keep=2)
+    assert [s for s, _ in run.checkpoints()] == [20, 30]
+    path, arrays, meta = run.load_latest_checkpoint()
+    assert meta["step"] == 30 and arrays["w"].tolist() == [30, 30, 30]
+    path.write_bytes(path.read_bytes()[:40])  # a torn write that somehow got renamed
+    with pytest.raises(DojoError, match="corrupt"):
+        run.load_latest_checkpoint()
+
+
+def test_no_checkpoint_is_a_clear_error(tmp_path) -> None:
+    run = runs.Run.create(tmp_path, "x")
+    with pytest.raises(DojoError, match="no checkpoint"):
+        run.load_latest_checkpoint()
