@@ -82,7 +82,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def devices() -> list[dict[str, Any]]:
-    """The devices TensorFlow sees: name, type and (for GPUs) memory in MiB when known."""
+    """The devices TensorFlow sees: name, type and, for GPUs, model, compute capability and memory."""
     t = tf()
     out: list[dict[str, Any]] = []
     for dev in t.config.list_physical_devices():
@@ -96,12 +96,35 @@ def devices() -> list[dict[str, Any]]:
                     entry["compute_capability"] = ".".join(str(x) for x in cc)
             except Exception:  # details are best effort
                 pass
-            try:
-                logical = t.config.list_logical_devices("GPU")
-                if logical:
-                    info = t.config.experimental.get_memory_info(logical[0].name)
-                    entry["memory_in_use_mib"] = round(info["current"] / 2**20, 1)
-            except Exception:
-                pass
         out.append(entry)
+    gpus = [e for e in out if e["type"] == "GPU"]
+    for entry, (name, total) in zip(gpus, _nvidia_smi(), strict=False):
+        entry.setdefault("model", name)
+        entry["memory_total_mib"] = total
+    return out
+
+
+def _nvidia_smi() -> list[tuple[str, int]]:
+    """(name, total MiB) per NVIDIA GPU, from nvidia-smi when it is installed (TF does not report totals)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        text = subprocess.run(
+            [exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    out = []
+    for line in text.strip().splitlines():
+        name, _, mem = line.rpartition(",")
+        if mem.strip().isdigit():
+            out.append((name.strip(), int(mem)))
     return out

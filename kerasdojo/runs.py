@@ -195,6 +195,16 @@ class EventWriter:
         img = summary_pb2.Summary.Image(height=h, width=w, colorspace=channels, encoded_image_string=png)
         self._summary(step, summary_pb2.Summary.Value(tag=tag, image=img))
 
+    def session_start(self, step: int) -> None:
+        """Mark a restart after ``step``: TensorBoard then drops events logged after ``step`` by the
+        previous session (a run killed after its last checkpoint), so the curve stays continuous."""
+        from tensorboard.compat.proto import event_pb2
+
+        self._ensure()
+        log = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+        # TensorBoard purges events at steps >= the START event's step.
+        self._write(event_pb2.Event(wall_time=time.time(), step=int(step) + 1, session_log=log))
+
     def flush(self) -> None:
         if self._writer is not None:
             self._writer.flush()

@@ -105,6 +105,7 @@ def test_debug_env_shows_traceback(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("KERASDOJO_DEBUG", "1")
     result = runner.invoke(app, ["eval", str(tmp_path)])
     assert result.exit_code == 2 and "Error:" in result.output
+    assert "Traceback" in result.output
 
 
 def test_installed_command_end_to_end(tmp_path) -> None:

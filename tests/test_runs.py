@@ -53,7 +53,9 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path) -> None:
             raise RuntimeError("crash")
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
-    assert oct(target.stat().st_mode & 0o777) != oct(0o600) or os.umask(0o022) == 0o077
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_event_writer_scalars_text_images(tmp_path) -> None:
@@ -112,3 +114,19 @@ def test_no_checkpoint_is_a_clear_error(tmp_path) -> None:
     run = runs.Run.create(tmp_path, "x")
     with pytest.raises(DojoError, match="no checkpoint"):
         run.load_latest_checkpoint()
+
+
+def test_session_start_drops_orphaned_steps(tmp_path) -> None:
+    """After a resume from step 20, values logged at steps 21-30 by the killed session vanish."""
+    import time
+
+    first = runs.EventWriter(tmp_path)
+    for step in (10, 20, 30):
+        first.scalar("x", step, step)
+    first.close()
+    time.sleep(0.01)
+    second = runs.EventWriter(tmp_path)
+    second.session_start(20)
+    second.scalar("x", 25.0, 25)
+    second.close()
+    assert [e.step for e in read_events(tmp_path).Scalars("x")] == [10, 20, 25]

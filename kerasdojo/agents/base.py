@@ -98,6 +98,7 @@ class Agent:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[AgentConfig]] = AgentConfig
+    supports_normalization: ClassVar[bool] = True
 
     def __init__(
         self, cfg: AgentConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
@@ -140,8 +141,9 @@ class Agent:
         """The network a user needs to act (logits, Gaussian mean or Q values), or None."""
         return None
 
-    def extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Arrays and metadata beyond weights and optimizer slots (buffers, counters)."""
+    def extra_state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays and metadata beyond weights and optimizer slots: counters, and with
+        ``buffers`` the data a resume needs (a replay buffer), which a saved agent leaves out."""
         return {}, {}
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -151,7 +153,8 @@ class Agent:
         """Called after weights change outside an update (loading a checkpoint)."""
 
     # ------------------------------------------------------------------ state
-    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything a resume needs (``buffers=False``: all but replay data, for a saved agent)."""
         arrays: dict[str, np.ndarray] = {}
         for name, model in self.networks().items():
             for i, w in enumerate(model.weights):
@@ -162,7 +165,7 @@ class Agent:
         for name, var in self.variables().items():
             arrays[f"var/{name}"] = np.asarray(var.numpy())
         arrays["rng/tf"] = self.tf_rng.state.numpy()
-        extra_arrays, extra_meta = self.extra_state()
+        extra_arrays, extra_meta = self.extra_state(buffers)
         arrays.update(extra_arrays)
         meta = {"rng/numpy": self.rng.bit_generator.state, "n_updates": self.n_updates, **extra_meta}
         return arrays, meta

@@ -49,6 +49,8 @@ class DQNConfig(AgentConfig):
 class DQN(Agent):
     name = "dqn"
     Config = DQNConfig
+    # Replayed transitions would mix observations scaled by different running statistics.
+    supports_normalization = False
 
     def __init__(
         self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
@@ -68,6 +70,7 @@ class DQN(Agent):
         self.q_target.set_weights(self.q.get_weights())
         self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
         self.opt.build(self.q.trainable_variables)
+        check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype)
         self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
         self.forward = Forward([self.q], fast=cfg.fast_act)
         self._train = compiled(self._train_steps, cfg.jit_compile)
@@ -89,9 +92,13 @@ class DQN(Agent):
     def refresh(self) -> None:
         self.forward.refresh()
 
-    def extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays, meta = self.buffer.state()
-        meta.update(n_calls=self.n_calls, pending_target_updates=self.pending_target_updates)
+    def extra_state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, meta = self.buffer.state() if buffers else ({}, {})
+        meta.update(
+            n_calls=self.n_calls,
+            pending_target_updates=self.pending_target_updates,
+            exploration_rate=self.exploration_rate,
+        )
         return arrays, meta
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -99,6 +106,7 @@ class DQN(Agent):
             self.buffer.load_state(arrays, meta)
         self.n_calls = int(meta.get("n_calls", 0))
         self.pending_target_updates = int(meta.get("pending_target_updates", 0))
+        self.exploration_rate = float(meta.get("exploration_rate", self.cfg.exploration_final_eps))
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -123,7 +131,10 @@ class DQN(Agent):
                 cfg.exploration_fraction,
                 (step + taken) / total_steps,
             )
-            actions = self.act(obs, deterministic=False)
+            if step + taken < cfg.learning_starts:  # fill the buffer with uniformly random actions, as SB3
+                actions = self.rng.integers(0, self.n_actions, n_envs)
+            else:
+                actions = self.act(obs, deterministic=False)
             next_obs, reward, terminated, _, was_reset = env.step(actions)
             keep = ~was_reset
             if keep.all():
@@ -194,3 +205,22 @@ class DQN(Agent):
             q_sum += tf.reduce_mean(q)
         count = tf.cast(tf.maximum(k, 1), tf.float32)
         return loss_sum / count, q_sum / count
+
+
+def check_replay_memory(buffer_size: int, obs_shape: tuple[int, ...], obs_dtype: Any) -> None:
+    """Refuse a replay buffer that cannot fit in memory (it stores o and o' for every transition)."""
+    import os
+
+    from kerasdojo.errors import DojoError
+
+    need = 2 * buffer_size * int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > 0.5 * total:
+        raise DojoError(
+            f"A replay buffer of {buffer_size:,} observations of shape {tuple(obs_shape)} needs "
+            f"{need / 2**30:.1f} GiB, more than half of this machine's {total / 2**30:.1f} GiB",
+            hint="lower it with --set buffer_size=N",
+        )

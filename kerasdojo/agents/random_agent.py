@@ -41,7 +41,7 @@ class RandomAgent(Agent):
             env.step(self.act(env.obs))
         return self.cfg.n_steps * env.num_envs, {}
 
-    def extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def extra_state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {}, {"rng/action_space": self.action_space.np_random.bit_generator.state}
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:

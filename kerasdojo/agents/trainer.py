@@ -19,6 +19,7 @@ run keeps its last one intact.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import signal
 import threading
 import time
@@ -37,6 +38,7 @@ from kerasdojo.runs import Run, load_arrays, markdown_table
 
 EVAL_SEED_OFFSET = 10_000
 MAX_EVAL_ENVS = 16
+EVAL_MAX_EPISODE_STEPS = 100_000
 LOG_INTERVAL = 1000
 
 
@@ -119,7 +121,8 @@ def evaluate(
         valid = ~was_reset
         ep_return += reward * valid
         ep_length += valid
-        done = np.logical_or(terminated, truncated)
+        # An env without a time limit might never end an episode: count it as ended at the cap.
+        done = np.logical_or(terminated, truncated) | (ep_length >= EVAL_MAX_EPISODE_STEPS)
         for i in np.flatnonzero(done & (counts < quota)):
             returns.append(float(ep_return[i]))
             lengths.append(int(ep_length[i]))
@@ -151,6 +154,7 @@ def export_policy(agent: Any, normalizer: Any, path: Path) -> Path | None:
         rms, clip = normalizer.obs_rms, normalizer.clip
         layers += [
             keras.layers.Normalization(
+                axis=tuple(range(-rms.mean.ndim, 0)) if rms.mean.ndim > 1 else -1,
                 mean=rms.mean.astype(np.float32),
                 variance=(rms.var + normalizer.epsilon).astype(np.float32),
                 name="obs_norm",
@@ -214,8 +218,8 @@ class Session:
         self.title = f"{spec['agent']} on {spec['env_id']} (seed {seed})"
 
     # ------------------------------------------------------------------ state
-    def _checkpoint_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays, meta = self.agent.state()
+    def _checkpoint_arrays(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, meta = self.agent.state(buffers)
         arrays.update({f"norm/{k}": v for k, v in self.env.normalizer.state().items()})
         arrays["episodes/returns"] = np.array(self.env.episode_returns, np.float64)
         arrays["episodes/lengths"] = np.array(self.env.episode_lengths, np.int64)
@@ -233,12 +237,14 @@ class Session:
         self.env.episode_returns.extend(arrays.get("episodes/returns", np.zeros(0)).tolist())
         self.env.episode_lengths.extend(arrays.get("episodes/lengths", np.zeros(0)).astype(int).tolist())
         self.env.episodes = int(meta.get("episodes", 0))
+        if norm:  # the first observations were scaled with blank statistics: start again with the saved ones
+            self.env.reset(seed=int(self.spec["seed"]) + self.start_step)
 
     def _save_agent(self, name: str, policy_name: str) -> Path | None:
         """The agent's full state and its exported policy network, side by side in the run."""
         from kerasdojo.runs import save_arrays
 
-        arrays, meta = self._checkpoint_arrays()
+        arrays, meta = self._checkpoint_arrays(buffers=False)  # a saved agent needs no replay buffer
         save_arrays(self.run.file(name), arrays, meta)
         return export_policy(self.agent, self.env.normalizer, self.run.file(policy_name))
 
@@ -247,11 +253,11 @@ class Session:
         return self.run.save_checkpoint(int(self.state["step"]), arrays, meta)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+    def evaluate(self, stop: Callable[[], bool] | None = None) -> dict[str, float]:
         self.eval_env.normalizer.load_state(self.env.normalizer.state())
         self.eval_env.normalizer.training = False
         returns, lengths = evaluate(
-            self.agent, self.eval_env, episodes or self.spec["eval_episodes"], int(self.spec["seed"]) + EVAL_SEED_OFFSET
+            self.agent, self.eval_env, self.spec["eval_episodes"], int(self.spec["seed"]) + EVAL_SEED_OFFSET, stop=stop
         )
         return eval_summary(returns, lengths)
 
@@ -292,20 +298,15 @@ class Session:
                     row.update(env.stats())
                     row.update(latest)
                     last_log = step
-                if next_eval is not None and step >= next_eval:
-                    result = self.evaluate()
-                    last_eval = result["mean_reward"]
-                    if last_eval > self.state.get("best_eval", -np.inf):
-                        self.state.update(best_eval=last_eval, best_step=step)
-                        self._save_agent("best_agent.npz", "best_policy.keras")
-                    row.update(
-                        {
-                            "eval/mean_reward": result["mean_reward"],
-                            "eval/std_reward": result["std_reward"],
-                            "eval/mean_ep_length": result["mean_ep_length"],
-                        }
-                    )
+                if next_eval is not None and step >= next_eval and step < self.total_steps:  # _finish evaluates last
                     next_eval = (step // eval_every + 1) * eval_every
+                    result = self.evaluate(stop=lambda: self._stop)
+                    if not self._stop:  # a Ctrl-C during the evaluation leaves too few episodes to report
+                        last_eval = result["mean_reward"]
+                        if last_eval > self.state.get("best_eval", -np.inf):
+                            self.state.update(best_eval=last_eval, best_step=step)
+                            self._save_agent("best_agent.npz", "best_policy.keras")
+                        row.update({f"eval/{k}": result[k] for k in ("mean_reward", "std_reward", "mean_ep_length")})
                 if row:
                     row.update(
                         {
@@ -341,52 +342,33 @@ class Session:
             run.close()
 
     def _finish(self, step: int, session_seconds: float) -> dict[str, Any]:
+        """Final evaluation, checkpoint, agent files and eval.json; then the video, if asked for."""
         run, spec = self.run, self.spec
-        self.save_checkpoint()
         result = self.evaluate()
-        run.log(
-            {
-                "eval/mean_reward": result["mean_reward"],
-                "eval/std_reward": result["std_reward"],
-                "eval/mean_ep_length": result["mean_ep_length"],
-            },
-            step,
-        )
+        run.log({f"eval/{k}": result[k] for k in ("mean_reward", "std_reward", "mean_ep_length")}, step)
         if result["mean_reward"] > self.state.get("best_eval", -np.inf):
             self.state.update(best_eval=result["mean_reward"], best_step=step)
             self._save_agent("best_agent.npz", "best_policy.keras")
+        self.save_checkpoint()
         policy = self._save_agent("agent.npz", "policy.keras")
+        seed = int(spec["seed"]) + EVAL_SEED_OFFSET
+        best = {"best_mean_reward": self.state.get("best_eval"), "best_step": self.state.get("best_step")}
+        run.write_json("eval.json", {**result, "step": step, "deterministic": True, "seed": seed, **best})
         summary: dict[str, Any] = {
             "steps": step,
             "seconds": session_seconds,
             "train_seconds_total": self.state["train_seconds"],
             "fps": (step - self.start_step) / max(session_seconds, 1e-9),
             "eval": result,
-            "best_eval": self.state.get("best_eval"),
-            "best_step": self.state.get("best_step"),
+            "best_eval": best["best_mean_reward"],
+            "best_step": best["best_step"],
             "policy": str(policy) if policy else None,
         }
         if spec.get("video"):
             path, _ = record_episode(
-                self.agent,
-                spec,
-                self.cfg,
-                self.env.normalizer,
-                int(spec["seed"]) + EVAL_SEED_OFFSET,
-                run.file("videos/final.gif"),
+                self.agent, spec, self.cfg, self.env.normalizer, seed, run.file("videos/final.gif")
             )
             summary["video"] = str(path)
-        run.write_json(
-            "eval.json",
-            {
-                **result,
-                "step": step,
-                "deterministic": True,
-                "seed": int(spec["seed"]) + EVAL_SEED_OFFSET,
-                "best_mean_reward": self.state.get("best_eval"),
-                "best_step": self.state.get("best_step"),
-            },
-        )
         return summary
 
 
@@ -410,18 +392,46 @@ def start(spec: TrainSpec, runs_dir: str | Path = "runs") -> Session:
     _check_spec(spec)
     get(spec.agent)
     cfg = resolve_config(spec.agent, spec.env_id, spec.overrides, spec.total_steps, spec.n_envs)
+    agent_cls = get(spec.agent).load()
+    if not agent_cls.supports_normalization and (cfg.normalize_obs or cfg.normalize_reward):
+        raise DojoError(
+            f"{spec.agent} does not support normalize_obs/normalize_reward: its replay buffer would mix "
+            "observations scaled by different statistics",
+            hint="leave them false, or use ppo",
+        )
     probe = envs_mod.make_vec(spec.env_id, 1, env_kwargs=spec.env_kwargs)  # unknown ids, extras, kwargs
     try:
         check_supported(spec.agent, spec.env_id, probe.single_action_space)
     finally:
         probe.close()
+    if spec.video:
+        check_rgb_array(spec.env_id, spec.env_kwargs)
     spec_dict = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("overrides", "total_steps", "n_envs")}
     run = Run.create(runs_dir, spec.env_id.replace("/", "-").replace(":", "-"), spec.agent, f"s{spec.seed}")
     config = {"kind": "rl", "kerasdojo": __version__, **spec_dict, "config": config_mod.to_dict(cfg)}
     run.write_json(Run.CONFIG, config)
     rows = [(k, str(v)) for k, v in spec_dict.items()] + config_mod.table(cfg)
     run.writer.text("hyperparameters", markdown_table(rows, ("parameter", "value")))
-    return Session(run, spec_dict, cfg)
+    try:
+        return Session(run, spec_dict, cfg)
+    except BaseException:  # nothing trained yet: leave no run directory behind
+        run.close()
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise
+
+
+def check_rgb_array(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Fail before training when --video cannot be honoured."""
+    env = envs_mod.make_env(env_id, env_kwargs)
+    try:
+        modes = env.metadata.get("render_modes", [])
+    finally:
+        env.close()
+    if "rgb_array" not in modes:
+        raise DojoError(
+            f"{env_id} cannot render frames (its render modes: {', '.join(modes) or 'none'})",
+            hint="train without --video",
+        )
 
 
 def _open_rl_run(run_dir: str | Path) -> tuple[Run, dict[str, Any], Any]:
@@ -465,12 +475,17 @@ def resume(run_dir: str | Path, total_steps: int | None = None) -> Session:
             f"{run.path} already reached {step:,} of its {cfg.total_steps:,} steps",
             hint="pass --steps with a larger total to train further",
         )
+    state = {"step": step, "train_seconds": float(meta.get("train_seconds", 0.0))}
+    if meta.get("best_eval") is not None:
+        state.update(best_eval=float(meta["best_eval"]), best_step=int(meta["best_step"]))
+    session = Session(run, spec, cfg, state)
+    session.restore(arrays, meta, str(path))
+    # Only now that the checkpoint loaded: record the new budget and cut what came after it.
     config = run.config
     config["config"] = config_mod.to_dict(cfg)
     run.write_json(Run.CONFIG, config)
     run.progress.truncate_after(step)
-    session = Session(run, spec, cfg, {"step": step, "train_seconds": float(meta.get("train_seconds", 0.0))})
-    session.restore(arrays, meta, str(path))
+    run.writer.session_start(step)
     session.title = f"resuming {session.title} at step {step:,}"
     return session
 

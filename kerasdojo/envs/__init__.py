@@ -14,12 +14,15 @@ dependency is missing name the extra to install.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import json
 import os
+import signal
+import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kerasdojo.errors import DojoError
@@ -95,8 +98,8 @@ def resolve(env_id: str) -> Any:
         module, _, attr = env_id.partition(":")
         try:
             mod = importlib.import_module(module)
-        except ImportError as exc:
-            raise DojoError(f"Cannot import {module} for entry point {env_id}: {exc}") from None
+        except Exception as exc:  # ImportError, or any error raised while the module loads
+            raise DojoError(f"Cannot import {module} for entry point {env_id}: {type(exc).__name__}: {exc}") from None
         if not hasattr(mod, attr):
             raise DojoError(f"{module} has no attribute {attr!r} (entry point {env_id})")
         from gymnasium.envs.registration import EnvSpec
@@ -117,7 +120,10 @@ def _entry_module(spec: Any) -> str:
 def _missing_extra(module: str, env_id: str) -> None:
     for prefix, (extra, what) in EXTRAS.items():
         if module.startswith(prefix):
-            raise DojoError(f"{env_id} needs {what}, which is not installed", hint=f"pip install 'kerasdojo[{extra}]'")
+            raise DojoError(
+                f"{env_id} needs {what}, which is not installed",
+                hint=f"install the {extra} extra: pip install -e '.[{extra}]' in the kerasdojo checkout",
+            )
 
 
 def _creation_error(spec: Any, exc: Exception) -> DojoError:
@@ -130,6 +136,20 @@ def _creation_error(spec: Any, exc: Exception) -> DojoError:
     if isinstance(exc, TypeError) and "argument" in cause:
         return DojoError(f"{spec.id} does not accept these --env-kwargs: {cause}")
     return DojoError(f"Could not make {spec.id}: {type(exc).__name__}: {cause}")
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint(active: bool) -> Iterator[None]:
+    """Start AsyncVectorEnv workers with Ctrl-C ignored: the trainer handles it in the main
+    process (checkpoint, then exit), and workers that died of it would break the env first."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _render_mode(mode: str) -> str:
@@ -179,7 +199,8 @@ def make_vec(
         modes = ["sync"]
     for i, mode in enumerate(modes):
         try:
-            vec = gym.make_vec(spec, num_envs=n_envs, vectorization_mode=mode, **kwargs)
+            with _workers_ignore_sigint(mode == "async"):
+                vec = gym.make_vec(spec, num_envs=n_envs, vectorization_mode=mode, **kwargs)
             break
         except DojoError:
             raise

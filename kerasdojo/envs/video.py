@@ -30,7 +30,9 @@ def check_video_path(path: str | Path) -> Path:
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
-            raise DojoError("MP4 needs imageio-ffmpeg", hint="pip install 'kerasdojo[video]', or use a .gif") from None
+            raise DojoError(
+                "MP4 needs imageio-ffmpeg", hint="pip install imageio-ffmpeg (the video extra), or use a .gif"
+            ) from None
     return path
 
 

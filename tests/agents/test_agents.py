@@ -116,6 +116,22 @@ def test_exported_policy_includes_observation_normalisation(runs_dir) -> None:
     np.testing.assert_allclose(policy(raw).numpy(), inner(norm).numpy(), atol=1e-4)
 
 
+def press_ctrl_c_at(session: trainer.Session, at_step: int) -> None:
+    """Deliver a real SIGINT to this process once ``at_step`` env steps are done."""
+    import os
+    import signal
+
+    learn = session.agent.learn
+
+    def learn_then_interrupt(env, step, total):
+        out = learn(env, step, total)
+        if step + out[0] >= at_step and not session._stop:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    session.agent.learn = learn_then_interrupt
+
+
 def test_interrupt_checkpoints_and_resume_continues_the_curve(runs_dir) -> None:
     spec = trainer.TrainSpec(
         "CartPole-v1",
@@ -128,17 +144,13 @@ def test_interrupt_checkpoints_and_resume_continues_the_curve(runs_dir) -> None:
         overrides={"learning_starts": 64, "train_freq": 16, "gradient_steps": 4},
     )
     session = trainer.start(spec, runs_dir)
-
-    def press_ctrl_c(step, info):
-        if step >= 900:
-            session._stop = True  # what the SIGINT handler sets
-
+    press_ctrl_c_at(session, 900)
     with pytest.raises(Interrupted) as err:
-        session.train(press_ctrl_c)
+        session.train()
     assert err.value.exit_code == 130 and "kerasdojo resume" in err.value.one_line()
     run = session.run.path
     ((step, ckpt),) = [(s, p) for s, p in session.run.checkpoints()]
-    assert 900 <= step < 2048
+    assert 900 <= step <= 900 + 16
     arrays, meta = load_arrays(ckpt)
     saved_replay = int(meta["replay/size"])
     saved_iterations = int(arrays["opt/adam/0"])
@@ -147,6 +159,7 @@ def test_interrupt_checkpoints_and_resume_continues_the_curve(runs_dir) -> None:
     assert resumed.agent.buffer.size == saved_replay
     assert int(resumed.agent.opt.iterations.numpy()) == saved_iterations
     assert resumed.agent.rng.bit_generator.state == meta["rng/numpy"]
+    assert resumed.state["best_eval"] == meta["best_eval"]  # the best agent is not forgotten
     summary = resumed.train()
     assert summary["steps"] == 2048
     steps = [int(r["time/total_timesteps"]) for r in read_progress(run / "progress.csv")]
@@ -244,3 +257,91 @@ def test_load_state_rejects_other_shapes() -> None:
     big = PPO(PPOConfig(net_arch=(16,)), env.obs_shape, env.obs_dtype, env.single_action_space, 0)
     with pytest.raises(DojoError, match="does not match this agent"):
         big.load_state(*small.state())
+
+
+def test_async_envs_survive_ctrl_c(runs_dir) -> None:
+    """Workers ignore SIGINT, so the main process can still checkpoint after Ctrl-C."""
+    spec = trainer.TrainSpec(
+        "CartPole-v1",
+        "ppo",
+        seed=0,
+        total_steps=4096,
+        n_envs=2,
+        async_envs=True,
+        eval_every=0,
+        save_every=0,
+        overrides={"n_steps": 64, "n_epochs": 1},
+    )
+    session = trainer.start(spec, runs_dir)
+    press_ctrl_c_at(session, 256)
+    with pytest.raises(Interrupted):
+        session.train()
+    assert [s for s, _ in session.run.checkpoints()] == [256]
+
+
+def test_normalised_multidim_observations_export_and_resume(runs_dir) -> None:
+    import keras
+
+    run = train(runs_dir, "tests.envs.toy:Plane", "ppo", 512, "--set", "normalize_obs=true")
+    policy = keras.models.load_model(run / "policy.keras")
+    assert policy.input_shape == (None, 2, 3) and policy.output_shape == (None, 2)
+    session = trainer.resume(run, 1024)
+    norm = session.env.normalizer
+    assert norm.obs_rms.count > 500  # saved statistics are back...
+    assert abs(float(session.env.obs.mean())) < 5  # ...and the first observations use them (raw values ~100)
+    session.train()
+
+
+def test_dqn_refuses_normalisation(runs_dir) -> None:
+    result = runner.invoke(
+        app, ["train", "CartPole-v1", "--agent", "dqn", "--set", "normalize_obs=true", "--runs-dir", str(runs_dir)]
+    )
+    assert result.exit_code == 2 and "dqn does not support normalize_obs" in result.output
+
+
+def test_video_needs_rgb_array_before_training(runs_dir) -> None:
+    result = runner.invoke(app, ["train", "tests.envs.toy:Plane", "--video", "--runs-dir", str(runs_dir)])
+    assert result.exit_code == 2 and "cannot render frames" in result.output
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_saved_agents_leave_out_the_replay_buffer(runs_dir) -> None:
+    run = train(runs_dir, "CartPole-v1", "dqn", 512)
+    agent_arrays, agent_meta = load_arrays(run / "agent.npz")
+    ckpt_arrays, _ = load_arrays(sorted((run / "checkpoints").iterdir())[-1])
+    assert "replay/obs" in ckpt_arrays and "replay/obs" not in agent_arrays
+    assert 0 <= agent_meta["exploration_rate"] < 1  # eval --stochastic uses the trained epsilon
+
+
+def test_dqn_dueling_double_and_polyak_target() -> None:
+    from kerasdojo.agents.dqn import DQN, DQNConfig
+
+    env = _env("CartPole-v1")
+    agent = DQN(
+        DQNConfig(
+            dueling=True,
+            tau=0.5,
+            learning_starts=0,
+            train_freq=8,
+            gradient_steps=2,
+            target_update_interval=1,
+            batch_size=8,
+        ),
+        env.obs_shape,
+        env.obs_dtype,
+        env.single_action_space,
+        0,
+    )
+    assert agent.q.layers[-1].name == "dueling_combine"
+    agent.begin(env)
+    for w in agent.q_target.weights:  # make the target differ from the online net
+        w.assign(w.numpy() + 1.0)
+    target_before = [w.numpy().copy() for w in agent.q_target.weights]
+    online_before = [w.numpy().copy() for w in agent.q.weights]
+    steps, metrics = agent.learn(env, 0, 1000)
+    assert steps == 8 * 3 and np.isfinite(metrics["train/loss"])
+    # 8 collection calls with target_update_interval=1 -> 8 Polyak updates toward the unchanged
+    # online net, applied as one: target = online + 0.5**8 * (target - online)
+    for t, before, online in zip(agent.q_target.weights, target_before, online_before, strict=True):
+        np.testing.assert_allclose(t.numpy(), online + 0.5**8 * (before - online), atol=1e-6)
+    assert agent.n_updates == 2

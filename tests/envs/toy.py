@@ -46,3 +46,30 @@ class Corridor(gym.Env):
 def make_corridor(**kwargs: Any) -> Corridor:
     """A factory entry point (``tests.envs.toy:make_corridor``)."""
     return Corridor(**kwargs)
+
+
+class Plane(gym.Env):
+    """Box(2, 3) observations far from zero (so normalisation matters) and Box(2,) actions:
+    reward is minus the distance between the action and the first two observed values / 100."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-1000.0, 1000.0, (2, 3), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.t = 0
+
+    def _obs(self) -> np.ndarray:
+        return (100.0 + 10.0 * self.np_random.standard_normal((2, 3))).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        self.obs = self._obs()
+        return self.obs, {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        reward = -float(np.abs(action - (self.obs[:, 0] - 100.0) / 10.0).sum())
+        self.t += 1
+        self.obs = self._obs()
+        return self.obs, reward, False, self.t >= 10, {}
