@@ -76,6 +76,11 @@ class ShowDataset(str, Enum):
     digits = "digits"
 
 
+class LrSchedule(str, Enum):
+    cosine = "cosine"
+    constant = "constant"
+
+
 class XorImpl(str, Enum):
     keras = "keras"
     numpy = "numpy"
@@ -379,6 +384,9 @@ def mnist(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Minibatch size.")] = 128,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
     optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="adam, rmsprop or sgd.")] = Optimizer.adam,
+    lr_schedule: Annotated[
+        LrSchedule, typer.Option("--lr-schedule", help="cosine: decay to 0 over training; or constant.")
+    ] = LrSchedule.cosine,
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N training images.")] = None,
     val_split: Annotated[
         float, typer.Option("--val-split", help="Hold out this fraction for validation (0: validate on test).")
@@ -390,16 +398,17 @@ def mnist(
     from kerasdojo.supervised import mnist as mnist_mod
 
     cfg = mnist_mod.MnistConfig(
-        model.value,
-        dataset.value,
-        str(data) if data else None,
-        epochs,
-        batch_size,
-        lr,
-        optimizer.value,
-        limit,
-        val_split,
-        seed,
+        model=model.value,
+        dataset=dataset.value,
+        data=str(data) if data else None,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer.value,
+        lr_schedule=lr_schedule.value,
+        limit=limit,
+        val_split=val_split,
+        seed=seed,
     )
     run, result = mnist_mod.run(cfg, runs_dir)
     _print_metrics(run, result.metrics)
@@ -414,6 +423,9 @@ def digits(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Minibatch size.")] = 128,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
     optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="adam, rmsprop or sgd.")] = Optimizer.adam,
+    lr_schedule: Annotated[
+        LrSchedule, typer.Option("--lr-schedule", help="cosine: decay to 0 over training; or constant.")
+    ] = LrSchedule.cosine,
     val_split: Annotated[float, typer.Option("--val-split", help="Stratified validation fraction.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", "-s")] = 0,
     runs_dir: RunsDir = Path(RUNS_DIR),
@@ -422,15 +434,16 @@ def digits(
     from kerasdojo.supervised import digits as digits_mod
 
     cfg = digits_mod.DigitsConfig(
-        str(data),
-        str(images) if images else None,
-        model.value,
-        epochs,
-        batch_size,
-        lr,
-        optimizer.value,
-        val_split,
-        seed,
+        data=str(data),
+        images=str(images) if images else None,
+        model=model.value,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer.value,
+        lr_schedule=lr_schedule.value,
+        val_split=val_split,
+        seed=seed,
     )
     run, result = digits_mod.run(cfg, runs_dir)
     _print_metrics(run, result.metrics)

@@ -35,6 +35,7 @@ class DigitsConfig:
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"
+    lr_schedule: str = "cosine"
     val_split: float = 0.1
     seed: int = 0
 
@@ -57,16 +58,13 @@ def run(cfg: DigitsConfig, runs_dir: str | Path = "runs", verbose: int | None = 
     x = dataset.train.x
     backend.seed_everything(cfg.seed)
     model = fit.build_classifier(cfg.model)
-    run_ = Run.create(runs_dir, "digits", cfg.model, f"s{cfg.seed}")
-    with fit.run_guard(run_, "metrics.json"):
-        config: dict[str, Any] = {
-            "task": "digits",
-            **asdict(cfg),
-            "train_images": len(y),
-            "input": "28x28 grayscale, pixels / 255",
-        }
-        run_.write_json("config.json", config)
-        fit.log_config(run_, config)
+    config: dict[str, Any] = {
+        "task": "digits",
+        **asdict(cfg),
+        "train_images": len(y),
+        "input": "28x28 grayscale, pixels / 255",
+    }
+    with fit.new_run(runs_dir, ("digits", cfg.model, f"s{cfg.seed}"), config) as run_:
         result = fit.fit_classifier(
             model,
             run_,
@@ -75,7 +73,9 @@ def run(cfg: DigitsConfig, runs_dir: str | Path = "runs", verbose: int | None = 
             None,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
-            optimizer=fit.make_optimizer(cfg.optimizer, cfg.lr),
+            optimizer=fit.make_optimizer(
+                cfg.optimizer, cfg.lr, cfg.lr_schedule, fit.steps_for(len(train_idx), cfg.batch_size, cfg.epochs)
+            ),
             verbose=verbose,
         )
         if dataset.test is not None and len(dataset.test.x):

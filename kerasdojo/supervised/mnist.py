@@ -20,6 +20,7 @@ class MnistConfig:
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"
+    lr_schedule: str = "cosine"
     limit: int | None = None
     val_split: float = 0.0
     seed: int = 0
@@ -48,16 +49,13 @@ def run(cfg: MnistConfig, runs_dir: str | Path = "runs", verbose: int | None = N
 
     backend.seed_everything(cfg.seed)
     model = fit.build_classifier(cfg.model)
-    run_ = Run.create(runs_dir, cfg.dataset, cfg.model, f"s{cfg.seed}")
-    with fit.run_guard(run_, "metrics.json"):
-        config: dict[str, Any] = {
-            "task": "mnist",
-            **asdict(cfg),
-            "data_source": dataset.source,
-            "input": "28x28 grayscale, pixels / 255",
-        }
-        run_.write_json("config.json", config)
-        fit.log_config(run_, config)
+    config: dict[str, Any] = {
+        "task": "mnist",
+        **asdict(cfg),
+        "data_source": dataset.source,
+        "input": "28x28 grayscale, pixels / 255",
+    }
+    with fit.new_run(runs_dir, (cfg.dataset, cfg.model, f"s{cfg.seed}"), config) as run_:
         result = fit.fit_classifier(
             model,
             run_,
@@ -66,7 +64,9 @@ def run(cfg: MnistConfig, runs_dir: str | Path = "runs", verbose: int | None = N
             test,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
-            optimizer=fit.make_optimizer(cfg.optimizer, cfg.lr),
+            optimizer=fit.make_optimizer(
+                cfg.optimizer, cfg.lr, cfg.lr_schedule, fit.steps_for(len(x), cfg.batch_size, cfg.epochs)
+            ),
             verbose=verbose,
         )
         run_.write_json("metrics.json", result.metrics)

@@ -61,11 +61,10 @@ def run(cfg: XorConfig, runs_dir: str | Path = "runs") -> tuple[Run, XorResult]:
         raise DojoError(f"--lr must be positive. Received: {cfg.lr}")
     epochs = cfg.epochs or DEFAULTS[cfg.impl]["epochs"]
     lr = cfg.lr or DEFAULTS[cfg.impl]["lr"]
-    run_ = Run.create(runs_dir, "xor", cfg.impl, f"s{cfg.seed}")
-    from kerasdojo.supervised.fit import run_guard
+    from kerasdojo.supervised.fit import new_run
 
-    with run_guard(run_, "metrics.json"):
-        run_.write_json("config.json", {"task": "xor", **asdict(cfg), "epochs": epochs, "lr": lr})
+    config = {"task": "xor", **asdict(cfg), "epochs": epochs, "lr": lr}
+    with new_run(runs_dir, ("xor", cfg.impl, f"s{cfg.seed}"), config) as run_:
         if cfg.impl == "keras":
             result = train_keras(run_, cfg.hidden, epochs, lr, cfg.seed)
         else:
@@ -85,7 +84,7 @@ def run(cfg: XorConfig, runs_dir: str | Path = "runs") -> tuple[Run, XorResult]:
 def train_keras(run: Run, hidden: int, epochs: int, lr: float, seed: int, steps_per_epoch: int = 50) -> XorResult:
     """Adam on the four points; an epoch is ``steps_per_epoch`` full-batch steps in one compiled call."""
     from kerasdojo import backend, networks
-    from kerasdojo.supervised.fit import save_model
+    from kerasdojo.supervised.fit import epoch_tensorboard, save_model
 
     backend.seed_everything(seed)
     keras = backend.keras()
@@ -97,8 +96,9 @@ def train_keras(run: Run, hidden: int, epochs: int, lr: float, seed: int, steps_
     )
     x = np.tile(X, (steps_per_epoch, 1))
     y = np.tile(Y, steps_per_epoch)
-    tb = keras.callbacks.TensorBoard(log_dir=str(run.path), write_graph=False)
-    history = model.fit(x, y, batch_size=len(X), epochs=epochs, shuffle=False, verbose=0, callbacks=[tb])
+    history = model.fit(
+        x, y, batch_size=len(X), epochs=epochs, shuffle=False, verbose=0, callbacks=[epoch_tensorboard(run.path)]
+    )
     probs = model.predict(X, verbose=0).reshape(-1)
     save_model(model, run.path / "model.keras")
     return XorResult(probs, [float(v) for v in history.history["loss"]])

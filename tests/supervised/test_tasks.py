@@ -191,7 +191,8 @@ def test_predict_rejects_non_supervised_runs(tmp_path) -> None:
 @pytest.mark.slow
 def test_mnist_cnn_real_data_5000_images(runs_dir, mnist_npz) -> None:
     """Learning test: the CNN on 5,000 real MNIST images, 2 epochs -> test accuracy above 0.93.
-    (Seen here: 0.948. The MLP saturates near 0.93 on 5,000 images.)"""
+    (Seen here: 0.948. The MLP saturates near 0.93 on 5,000 images; with only 2 epochs a constant
+    learning rate beats the default cosine decay, 0.925.)"""
     result = invoke(
         "supervised",
         "mnist",
@@ -203,6 +204,8 @@ def test_mnist_cnn_real_data_5000_images(runs_dir, mnist_npz) -> None:
         "5000",
         "--epochs",
         "2",
+        "--lr-schedule",
+        "constant",
         "--runs-dir",
         str(runs_dir),
     )
