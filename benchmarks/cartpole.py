@@ -1,0 +1,289 @@
+"""CartPole-v1: kerasdojo PPO and DQN (presets) over five seeds, beside Stable-Baselines3 when installed.
+
+For each seed: the first step count and training seconds at which a 20-episode
+deterministic evaluation (every 5,000 steps) reaches >= 475, training env-steps
+per second, and a final 100-episode evaluation. Training seconds count the
+training loop only (environment steps, updates, compilation), not evaluation or
+model construction, with the same definition for both libraries. Each (library,
+algorithm, seed) runs in a fresh Python process, one at a time.
+
+SB3 runs with RL Zoo's CartPole-v1 hyperparameters. Install it beside kerasdojo
+(never as a dependency): ``pip install torch==2.13.0 stable-baselines3``.
+
+    python benchmarks/cartpole.py                 # 5 seeds, both algorithms, SB3 if installed
+    python benchmarks/cartpole.py --seeds 2 --algos ppo --no-sb3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, markdown_table, run_worker, today, update_section, versions  # noqa: E402
+
+ENV_ID = "CartPole-v1"
+EVAL_EVERY = 5000
+EVAL_EPISODES = 20
+FINAL_EPISODES = 100
+SOLVED = 475.0
+EVAL_SEED = 10_000
+
+
+# --------------------------------------------------------------------------- kerasdojo worker
+
+
+def kerasdojo_worker(algo: str, seed: int) -> dict:
+    from kerasdojo.agents import trainer
+    from kerasdojo.runs import read_progress
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = trainer.TrainSpec(
+            ENV_ID, algo, seed=seed, eval_every=EVAL_EVERY, eval_episodes=EVAL_EPISODES, save_every=0
+        )
+        session = trainer.start(spec, tmp)
+        summary = session.train()
+        rows = read_progress(session.run.path / "progress.csv")
+        final = trainer.evaluate_run(session.run.path, episodes=FINAL_EPISODES, seed=EVAL_SEED + 1)
+    solve_step = solve_seconds = None
+    for row in rows:
+        if row.get("eval/mean_reward") and float(row["eval/mean_reward"]) >= SOLVED:
+            solve_step, solve_seconds = int(row["time/total_timesteps"]), float(row["time/train_seconds"])
+            break
+    evals = [float(r["eval/mean_reward"]) for r in rows if r.get("eval/mean_reward")]
+    return {
+        "steps": summary["steps"],
+        "train_seconds": summary["train_seconds_total"],
+        "fps": summary["steps"] / summary["train_seconds_total"],
+        "solve_step": solve_step,
+        "solve_seconds": solve_seconds,
+        "final_mean": final["mean_reward"],
+        "final_std": final["std_reward"],
+        "evals": evals,
+    }
+
+
+# --------------------------------------------------------------------------- SB3 worker
+
+
+def vector_eval(predict, episodes: int, seed: int) -> float:
+    """Mean return of ``episodes`` deterministic episodes (the same quota scheme as kerasdojo's)."""
+    import gymnasium as gym
+
+    n = min(episodes, 16)
+    env = gym.make_vec(ENV_ID, num_envs=n)
+    obs, _ = env.reset(seed=seed)
+    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    counts, ret, prev_done, returns = np.zeros(n, int), np.zeros(n), np.zeros(n, bool), []
+    while (counts < quota).any():
+        obs, reward, term, trunc, _ = env.step(predict(obs))
+        ret += reward * ~prev_done
+        done = term | trunc
+        for i in np.flatnonzero(done & (counts < quota)):
+            returns.append(ret[i])
+            counts[i] += 1
+        ret[done] = 0
+        prev_done = done
+    env.close()
+    return float(np.mean(returns)), float(np.std(returns))
+
+
+def sb3_worker(algo: str, seed: int) -> dict:
+    from stable_baselines3 import DQN, PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    def linear(value: float):
+        return lambda progress_remaining: progress_remaining * value
+
+    if algo == "ppo":  # rl-baselines3-zoo hyperparams/ppo.yml, CartPole-v1
+        env = make_vec_env(ENV_ID, n_envs=8, seed=seed)
+        model = PPO(
+            "MlpPolicy",
+            env,
+            n_steps=32,
+            batch_size=256,
+            gae_lambda=0.8,
+            gamma=0.98,
+            n_epochs=20,
+            ent_coef=0.0,
+            learning_rate=linear(1e-3),
+            clip_range=linear(0.2),
+            seed=seed,
+            verbose=0,
+        )
+        total = 100_000
+    else:  # rl-baselines3-zoo hyperparams/dqn.yml, CartPole-v1
+        env = make_vec_env(ENV_ID, n_envs=1, seed=seed)
+        model = DQN(
+            "MlpPolicy",
+            env,
+            learning_rate=2.3e-3,
+            batch_size=64,
+            buffer_size=100_000,
+            learning_starts=1000,
+            gamma=0.99,
+            target_update_interval=10,
+            train_freq=256,
+            gradient_steps=128,
+            exploration_fraction=0.16,
+            exploration_final_eps=0.04,
+            policy_kwargs={"net_arch": [256, 256]},
+            seed=seed,
+            verbose=0,
+        )
+        total = 50_000
+
+    def predict(obs):
+        return model.predict(obs, deterministic=True)[0]
+
+    class Evaluate(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_eval, self.eval_seconds, self.start = EVAL_EVERY, 0.0, 0.0
+            self.solve_step = self.solve_seconds = None
+            self.evals: list[float] = []
+
+        def _on_training_start(self) -> None:
+            self.start = learn_start
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_eval:
+                t0 = time.perf_counter()
+                trained = t0 - self.start - self.eval_seconds  # training seconds so far
+                mean, _ = vector_eval(predict, EVAL_EPISODES, EVAL_SEED + seed)
+                self.evals.append(mean)
+                self.eval_seconds += time.perf_counter() - t0
+                if mean >= SOLVED and self.solve_step is None:
+                    self.solve_step, self.solve_seconds = self.num_timesteps, trained
+                self.next_eval = (self.num_timesteps // EVAL_EVERY + 1) * EVAL_EVERY
+            return True
+
+    callback = Evaluate()
+    learn_start = time.perf_counter()
+    model.learn(total, callback=callback)
+    train_seconds = time.perf_counter() - learn_start - callback.eval_seconds
+    final_mean, final_std = vector_eval(predict, FINAL_EPISODES, EVAL_SEED + 1)
+    return {
+        "steps": int(model.num_timesteps),
+        "train_seconds": train_seconds,
+        "fps": model.num_timesteps / train_seconds,
+        "solve_step": callback.solve_step,
+        "solve_seconds": callback.solve_seconds,
+        "final_mean": final_mean,
+        "final_std": final_std,
+        "evals": callback.evals,
+    }
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(v: float | None, spec: str = ",.0f") -> str:
+    return "not solved" if v is None else format(v, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--algos", default="ppo,dqn")
+    parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 even if installed")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--worker", nargs=3, metavar=("LIB", "ALGO", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        lib, algo, seed = args.worker
+        fn = kerasdojo_worker if lib == "kerasdojo" else sb3_worker
+        print(json.dumps(fn(algo, int(seed))))
+        return
+
+    try:
+        import stable_baselines3  # noqa: F401
+
+        libs = ["kerasdojo"] if args.no_sb3 else ["kerasdojo", "sb3"]
+    except ImportError:
+        libs = ["kerasdojo"]
+        print("stable-baselines3 is not installed: kerasdojo only (pip install torch==2.13.0 stable-baselines3)")
+    results: dict[tuple[str, str], list[dict]] = {}
+    for algo in args.algos.split(","):
+        for lib in libs:
+            for seed in range(args.seeds):
+                res = json.loads(run_worker(Path(__file__), [lib, algo, str(seed)]))
+                results.setdefault((lib, algo), []).append(res)
+                print(
+                    f"{lib:9s} {algo} seed {seed}: solved at {fmt(res['solve_step'])} steps / "
+                    f"{fmt(res['solve_seconds'], '.2f')} s, {res['fps']:,.0f} steps/s, "
+                    f"final {res['final_mean']:.1f} ± {res['final_std']:.1f}",
+                    flush=True,
+                )
+
+    rows, summary_rows = [], []
+    for (lib, algo), runs in results.items():
+        for seed, r in enumerate(runs):
+            rows.append(
+                [
+                    lib,
+                    algo,
+                    str(seed),
+                    fmt(r["solve_step"]),
+                    fmt(r["solve_seconds"], ".2f"),
+                    f"{r['fps']:,.0f}",
+                    f"{r['final_mean']:.1f} ± {r['final_std']:.1f}",
+                ]
+            )
+        solved = [r for r in runs if r["solve_step"] is not None]
+        summary_rows.append(
+            [
+                lib,
+                algo,
+                f"{len(solved)}/{len(runs)}",
+                fmt(median([r["solve_step"] for r in solved]) if solved else None),
+                fmt(median([r["solve_seconds"] for r in solved]) if solved else None, ".2f"),
+                f"{median([r['fps'] for r in runs]):,.0f}",
+                f"{median([r['final_mean'] for r in runs]):.1f}",
+            ]
+        )
+    lines = [
+        f"Machine: {machine()}. Date: {today()}. "
+        f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3')}.",
+        "",
+        "Per seed (time = training loop seconds, evaluation excluded; solved = first 20-episode deterministic "
+        f"evaluation >= {SOLVED:.0f}, evaluated every {EVAL_EVERY:,} steps; final = 100 episodes):",
+        "",
+        markdown_table(["library", "algo", "seed", "solve step", "solve s", "steps/s", "final return"], rows),
+        "",
+        "Medians:",
+        "",
+        markdown_table(["library", "algo", "solved", "solve step", "solve s", "steps/s", "final return"], summary_rows),
+    ]
+    if "sb3" in libs:
+        lines += ["", "Ratios (kerasdojo / SB3, medians):", ""]
+        for algo in args.algos.split(","):
+            ours, theirs = results[("kerasdojo", algo)], results[("sb3", algo)]
+            fps_ratio = median([r["fps"] for r in ours]) / median([r["fps"] for r in theirs])
+            solved_ours = [r["solve_seconds"] for r in ours if r["solve_seconds"] is not None]
+            solved_theirs = [r["solve_seconds"] for r in theirs if r["solve_seconds"] is not None]
+            time_ratio = median(solved_ours) / median(solved_theirs) if solved_ours and solved_theirs else float("nan")
+            lines.append(
+                f"- {algo}: steps/s x{fps_ratio:.2f}; median time-to-solve x{time_ratio:.2f} "
+                f"({median(solved_ours):.2f} s vs {median(solved_theirs):.2f} s)"
+            )
+    body = "## CartPole-v1: PPO and DQN presets (`benchmarks/cartpole.py`)\n\n" + "\n".join(lines)
+    print("\n" + body)
+    if not args.no_write:
+        update_section("cartpole", body)
+
+
+if __name__ == "__main__":
+    main()
