@@ -345,7 +345,15 @@ class Session:
         """Final evaluation, checkpoint, agent files and eval.json; then the video, if asked for."""
         run, spec = self.run, self.spec
         result = self.evaluate()
-        run.log({f"eval/{k}": result[k] for k in ("mean_reward", "std_reward", "mean_ep_length")}, step)
+        row = {f"eval/{k}": result[k] for k in ("mean_reward", "std_reward", "mean_ep_length")}
+        row.update(
+            {
+                "time/fps": (step - self.start_step) / max(session_seconds, 1e-9),
+                "time/train_seconds": self.state["train_seconds"],
+                "time/episodes": float(self.env.episodes),
+            }
+        )
+        run.log(row, step)
         if result["mean_reward"] > self.state.get("best_eval", -np.inf):
             self.state.update(best_eval=result["mean_reward"], best_step=step)
             self._save_agent("best_agent.npz", "best_policy.keras")

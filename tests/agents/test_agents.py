@@ -79,6 +79,8 @@ def test_smoke_each_agent_and_action_space(runs_dir, env, agent) -> None:
     assert "hyperparameters" in tags["tensors"]
     if agent != "random":
         assert "train/learning_rate" in tags["scalars"]
+    eval_rows = [r for r in read_progress(run / "progress.csv") if r.get("eval/mean_reward")]
+    assert len(eval_rows) == 2 and all(r["time/train_seconds"] for r in eval_rows)  # mid-run and final
     evaluation = json.loads((run / "eval.json").read_text())
     assert evaluation["episodes"] == 2 and np.isfinite(evaluation["mean_reward"])
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
