@@ -23,6 +23,7 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "sigmoid", "linear")
+INITIALIZERS = ("glorot_uniform", "fan_in_uniform", "he_normal", "orthogonal")
 
 
 def _keras() -> Any:
@@ -32,15 +33,19 @@ def _keras() -> Any:
 
 
 def initializer(kind: str = "glorot_uniform", gain: float = 1.0, seed: int | None = None) -> Any:
-    """A kernel initializer: ``glorot_uniform``, ``he_normal`` or ``orthogonal`` with a gain."""
+    """A kernel initializer: ``glorot_uniform``, ``he_normal``, ``orthogonal`` with a gain, or
+    ``fan_in_uniform``: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's ``nn.Linear`` default (the
+    initialisation RL Zoo's DQN hyperparameters were tuned with)."""
     keras = _keras()
+    if kind == "fan_in_uniform":
+        return keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed)
     if kind == "orthogonal":
         return keras.initializers.Orthogonal(gain=gain, seed=seed)
     if kind == "glorot_uniform":
         return keras.initializers.GlorotUniform(seed=seed)
     if kind == "he_normal":
         return keras.initializers.HeNormal(seed=seed)
-    raise ValueError(f"Unknown initializer. Received: kind={kind!r}; valid: orthogonal, glorot_uniform, he_normal")
+    raise ValueError(f"Unknown initializer. Received: kind={kind!r}; valid: {', '.join(INITIALIZERS)}")
 
 
 def mlp_layers(

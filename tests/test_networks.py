@@ -30,6 +30,16 @@ def test_orthogonal_init_uses_gain(keras) -> None:
     np.testing.assert_allclose(out.T @ out, 0.25 * np.eye(64), atol=1e-4)
 
 
+def test_fan_in_uniform_is_pytorch_linear_default(keras) -> None:
+    model = networks.mlp(16, hidden=(256,), init="fan_in_uniform", output_dim=2)
+    for layer, fan_in in ((model.layers[0], 16), (model.layers[1], 256)):
+        kernel = layer.kernel.numpy()
+        bound = 1.0 / np.sqrt(fan_in)
+        assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.9 * bound
+    with pytest.raises(ValueError, match="fan_in_uniform"):
+        networks.initializer("uniformish")
+
+
 def test_mnist_cnn_matches_keras_example_size(keras) -> None:
     model = networks.mnist_cnn()
     assert model.output_shape == (None, 10)

@@ -28,6 +28,11 @@ class DQNConfig(AgentConfig):
     kind: ClassVar[str] = "dqn"
 
     activation: str = option("relu", "Hidden activation.", choices=networks.ACTIVATIONS)
+    init: str = option(
+        "fan_in_uniform",
+        "Q-network kernel initialiser (fan_in_uniform: PyTorch's default, which the Zoo presets were tuned with).",
+        choices=networks.INITIALIZERS,
+    )
     learning_rate: float = option(1e-4, "Adam learning rate.", low=0, low_open=True)
     buffer_size: int = option(100_000, "Replay buffer capacity (transitions).", low=1)
     learning_starts: int = option(100, "Env steps before the first update.", low=0)
@@ -61,8 +66,9 @@ class DQN(Agent):
         self.n_actions = int(action_space.n)
 
         def q_network(name: str) -> Any:
-            head = networks.dueling_q_head(self.n_actions) if cfg.dueling else networks.q_head(self.n_actions)
-            torso = networks.torso_layers(obs_shape, obs_dtype, cfg.net_arch, cfg.activation, "glorot_uniform")
+            head_fn = networks.dueling_q_head if cfg.dueling else networks.q_head
+            head = head_fn(self.n_actions, init=cfg.init)
+            torso = networks.torso_layers(obs_shape, obs_dtype, cfg.net_arch, cfg.activation, cfg.init)
             return networks.build(obs_shape, torso + head, name)
 
         self.q = q_network("q")
