@@ -14,8 +14,8 @@ from typing import Any
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # ------------------------------------------------------------------ PPO
     ("ppo", "CartPole-v1"): {
-        # XLA saves ~4 ms per update here but costs ~1.4 s of compilation; over this preset's
-        # 390 updates that is a wash, and without it CartPole is solved ~1 s sooner.
+        # XLA gives no steps/s gain over this preset's short updates, and its compilation delays
+        # the first solve (median 3.16 s vs 2.74 s over 5 seeds, benchmarks/RESULTS.md).
         "jit_compile": False,
         "n_envs": 8,
         "total_steps": 100_000,
