@@ -507,8 +507,9 @@ def evaluate_run(
     deterministic: bool = True,
     best: bool = False,
 ) -> dict[str, Any]:
-    """Load the agent from a run directory alone and evaluate it: the final agent, else the
-    newest checkpoint; with ``best``, the agent of the best evaluation during training."""
+    """Load the agent from a run directory alone and evaluate it: the final agent, or the
+    newest checkpoint when that is newer (a resumed run that was interrupted) or there is no
+    final agent yet; with ``best``, the agent of the best evaluation during training."""
     run, spec, cfg = _open_rl_run(run_dir)
     if episodes < 1:
         raise DojoError(f"--episodes must be >= 1. Received: {episodes}")
@@ -523,14 +524,18 @@ def evaluate_run(
             raise DojoError(
                 "--render needs a display, and none is set", hint="record a file instead with --video out.gif"
             )
-    final = run.file("best_agent.npz" if best else "agent.npz")
-    if best and not final.is_file():
-        raise DojoError(f"{run.path} has no best_agent.npz yet: it is written at the first evaluation")
-    if final.is_file():
-        source, (arrays, meta) = ("best agent" if best else "final agent"), load_arrays(final)
+    if best:
+        origin, source = run.file("best_agent.npz"), "best agent"
+        if not origin.is_file():
+            raise DojoError(f"{run.path} has no best_agent.npz yet: it is written at the first evaluation")
+        arrays, meta = load_arrays(origin)
     else:
-        path, arrays, meta = run.load_latest_checkpoint()
-        source = f"checkpoint at step {int(meta.get('step', 0)):,}"
+        origin, source = run.file("agent.npz"), "final agent"
+        arrays, meta = load_arrays(origin) if origin.is_file() else ({}, {})
+        checkpoints = run.checkpoints()
+        if not arrays or (checkpoints and checkpoints[-1][0] > int(meta.get("step", 0))):
+            origin, arrays, meta = run.load_latest_checkpoint()  # a DojoError when there is none
+            source = f"checkpoint at step {int(meta.get('step', 0)):,}"
     backend.seed_everything(seed)
     env = envs_mod.make_vec(
         spec["env_id"],
@@ -542,7 +547,7 @@ def evaluate_run(
     )
     try:
         agent = build_agent(spec["agent"], cfg, env, int(spec["seed"]))
-        agent.load_state(arrays, meta, str(final if final.is_file() else "checkpoint"))
+        agent.load_state(arrays, meta, str(origin))
         norm = {k[5:]: v for k, v in arrays.items() if k.startswith("norm/")}
         if norm:
             env.normalizer.load_state(norm)

@@ -181,6 +181,18 @@ def test_resume_with_more_steps_and_when_done(runs_dir) -> None:
     assert json.loads((run / "eval.json").read_text())["step"] == 1024
 
 
+def test_eval_prefers_a_newer_checkpoint_to_a_stale_final_agent(runs_dir) -> None:
+    run = train(runs_dir, "CartPole-v1", "ppo", 512)
+    assert trainer.evaluate_run(run, episodes=1)["source"] == "final agent"
+    session = trainer.resume(run, total_steps=4096)  # trained further, then interrupted
+    press_ctrl_c_at(session, 1024)
+    with pytest.raises(Interrupted):
+        session.train()
+    step = session.run.checkpoints()[-1][0]
+    assert step >= 1024
+    assert trainer.evaluate_run(run, episodes=1)["source"] == f"checkpoint at step {step:,}"
+
+
 def test_same_seed_same_evaluation(runs_dir) -> None:
     evals = []
     for _ in range(2):
