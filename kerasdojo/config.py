@@ -216,6 +216,8 @@ def _split_sequence(raw: Any) -> list[Any] | None:
     if isinstance(raw, str):
         text = raw.strip()
         if text.startswith("[") or text.startswith("("):
+            if text[-1] != {"[": "]", "(": ")"}[text[0]]:
+                return None
             try:
                 parsed = json.loads("[" + text[1:-1] + "]")
             except json.JSONDecodeError:

@@ -108,9 +108,15 @@ def mlp(
     return keras.Sequential([keras.Input(shape), *layers], name=name)
 
 
-def mnist_cnn(input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10, name: str = "cnn") -> Any:
+def mnist_cnn(
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    name: str = "cnn",
+    output_activation: str | None = None,
+) -> Any:
     """The Keras MNIST convnet baseline (``mnist_cnn.py``): two 3x3 convolutions
-    (32, 64), 2x2 max-pooling, dropout 0.25, Dense 128, dropout 0.5, Dense 10."""
+    (32, 64), 2x2 max-pooling, dropout 0.25, Dense 128, dropout 0.5, Dense 10
+    (logits, or ``output_activation`` such as softmax)."""
     keras = _keras()
     L = keras.layers
     return keras.Sequential(
@@ -123,7 +129,7 @@ def mnist_cnn(input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10, n
             L.Flatten(name="flatten"),
             L.Dense(128, activation="relu", name="dense_0"),
             L.Dropout(0.5, name="dropout_1"),
-            L.Dense(num_classes, name="output"),
+            L.Dense(num_classes, activation=output_activation, name="output"),
         ],
         name=name,
     )

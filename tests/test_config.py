@@ -67,6 +67,7 @@ def test_close_match_suggested() -> None:
         ("learning_rate", "0", "must be > 0"),
         ("lr_schedule", "cosine", "valid values: constant, linear"),
         ("net_arch", "64,-1", "must be >= 1"),
+        ("net_arch", "[64,64", "net_arch"),
     ],
 )
 def test_bad_values_name_the_key(key: str, value: str, fragment: str) -> None:

@@ -11,6 +11,7 @@ import gzip
 import os
 import socket
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ def read_idx(path: str | Path, expect_ndim: int | None = None) -> np.ndarray:
             raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise DojoError(f"IDX file not found: {path}") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DojoError(f"{path} is not a readable (gzipped) IDX file: {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         magic = int.from_bytes(raw[:4].ljust(4, b"\0"), "big")
@@ -166,13 +167,17 @@ def _dataset(arrays: dict[str, np.ndarray], source: str) -> Dataset:
 def _to_uint8(x: np.ndarray, what: str) -> np.ndarray:
     if x.dtype == np.uint8:
         return x
-    if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
-        return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
-    if (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) and (
-        not x.size or (x.min() >= 0 and x.max() <= 255)
-    ):
+    is_float = np.issubdtype(x.dtype, np.floating)
+    if not (is_float or np.issubdtype(x.dtype, np.integer)):
+        raise DojoError(f"{what} must hold numbers (dtype {x.dtype})")
+    if not x.size:
         return x.astype(np.uint8)
-    raise DojoError(f"{what} has values outside 0-255 (dtype {x.dtype})")
+    low, high = x.min(), x.max()
+    if low < 0 or high > 255:
+        raise DojoError(f"{what} has values outside 0-255 or 0-1 (min {low:g}, max {high:g}, dtype {x.dtype})")
+    if is_float:
+        return np.rint(x * 255 if high <= 1.0 else x).astype(np.uint8)  # floats in [0, 1] or [0, 255]
+    return x.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -197,11 +202,12 @@ def load_dataset(dataset: str, data: str | Path | None = None) -> Dataset:
 def _keras_download(dataset: str) -> Dataset:
     from kerasdojo.backend import keras
 
+    datasets = keras().datasets  # outside the try: a broken TensorFlow must not read as a cache miss
     module = {"mnist": "mnist", "fashion": "fashion_mnist"}[dataset]
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)
     try:
-        (x_train, y_train), (x_test, y_test) = getattr(keras().datasets, module).load_data()
+        (x_train, y_train), (x_test, y_test) = getattr(datasets, module).load_data()
     except Exception as exc:
         cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
         raise DojoError(
@@ -296,6 +302,12 @@ def read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str,
                 )
             rows = []
             for row in reader:
+                extra = [v for v in row.pop(None, None) or [] if v.strip()]  # DictReader keeps surplus fields here
+                if extra:
+                    raise DojoError(
+                        f"{path} line {reader.line_num} has more fields than the header "
+                        f"({len(header)}): {', '.join(extra)}"
+                    )
                 clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
                 rows.append((reader.line_num, clean))
             return rows
@@ -371,7 +383,7 @@ def load_digits_folder(
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val): ``fraction`` of each class goes to validation (at least one
-    per class that has two or more samples)."""
+    per class that has two or more samples; never a class's last training sample)."""
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for label in np.unique(y):
@@ -380,6 +392,7 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
         n_val = int(round(len(idx) * fraction))
         if fraction > 0 and n_val == 0 and len(idx) >= 2:
             n_val = 1
+        n_val = min(n_val, len(idx) - 1)  # every class keeps a training sample
         val_idx.append(idx[:n_val])
         train_idx.append(idx[n_val:])
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))

@@ -57,9 +57,7 @@ def build_classifier(kind: str, num_classes: int = 10) -> Any:
             name="mnist_mlp",
         )
     if kind == "cnn":
-        keras = backend.keras()
-        model = networks.mnist_cnn((28, 28, 1), num_classes, name="mnist_cnn")
-        return keras.Sequential([*model.layers, keras.layers.Softmax(name="softmax")], name="mnist_cnn")
+        return networks.mnist_cnn((28, 28, 1), num_classes, name="mnist_cnn", output_activation="softmax")
     raise DojoError(f"Unknown model. Received: {kind!r}", hint="valid: " + ", ".join(MODELS))
 
 
@@ -150,7 +148,7 @@ def fit_classifier(
         metrics["confusion_matrix"] = matrix.tolist()
         log_images(run, report[0], y_eval, pred, matrix, epochs, prefix)
     save_model(model, run.path / "model.keras")
-    run.close()
+    run.writer.flush()
     return FitResult(metrics, hist, timer.seconds)
 
 
@@ -282,6 +280,7 @@ def new_run(runs_dir: str | Path, parts: tuple[str, ...], config: dict[str, Any]
         if not (run.path / "metrics.json").exists():
             shutil.rmtree(run.path, ignore_errors=True)
         raise
+    run.close()
 
 
 def predict_labels(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

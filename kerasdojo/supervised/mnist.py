@@ -43,6 +43,13 @@ def run(cfg: MnistConfig, runs_dir: str | Path = "runs", verbose: int | None = N
     val = None
     if cfg.val_split > 0:
         train_idx, val_idx = data.stratified_split(y, cfg.val_split, cfg.seed)
+        if len(val_idx) == 0:
+            from kerasdojo.errors import DojoError
+
+            raise DojoError(
+                f"--val-split {cfg.val_split} of {len(y)} images leaves no validation image",
+                hint="use more images (--limit) or a larger --val-split",
+            )
         val = (x[val_idx], y[val_idx])
         x, y = x[train_idx], y[train_idx]
     test = (dataset.test.x, dataset.test.y) if dataset.test is not None else None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kerasdojo.errors import DojoError
-from kerasdojo.runs import EventWriter, Run
+from kerasdojo.runs import EventWriter, Run, save_arrays
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 Y = np.array([0, 1, 1, 0], np.float32)
@@ -77,7 +77,6 @@ def run(cfg: XorConfig, runs_dir: str | Path = "runs") -> tuple[Run, XorResult]:
                 "probabilities": result.probabilities.round(4).tolist(),
             },
         )
-        run_.close()
     return run_, result
 
 
@@ -115,7 +114,7 @@ def train_numpy(run: Run, hidden: int, epochs: int, lr: float, seed: int, log_ev
         if epoch % log_every == 0 or epoch == epochs - 1:
             writer.scalar("epoch_loss", loss, epoch)
     writer.close()
-    np.savez(run.path / "model_numpy.npz", **net.params())
+    save_arrays(run.path / "model_numpy.npz", net.params(), {"hidden": hidden, "activation": "tanh"})
     return XorResult(net.forward(X)[0], losses)
 
 

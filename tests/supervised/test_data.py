@@ -36,6 +36,16 @@ def test_idx_truncated_body(tmp_path) -> None:
         data.read_idx(path)
 
 
+def test_idx_corrupt_gzip(tmp_path) -> None:
+    path = tmp_path / "images.idx.gz"
+    data.write_idx(path, np.zeros((10, 28, 28), np.uint8))
+    raw = bytearray(path.read_bytes())
+    raw[20:40] = bytes(range(20))  # damage the deflate stream, keep the gzip magic
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DojoError, match="not a readable"):
+        data.read_idx(path)
+
+
 def test_idx_labels_where_images_expected(tmp_path) -> None:
     path = tmp_path / "labels.idx"
     data.write_idx(path, np.zeros(10, np.uint8))
@@ -74,6 +84,14 @@ def test_npz_loads_and_validates(tmp_path) -> None:
     np.savez(shape, x_train=np.zeros((3, 32, 32)), y_train=y[:3], x_test=x, y_test=y)
     with pytest.raises(DojoError, match=r"shape \(3, 32, 32\); expected \(N, 28, 28\)"):
         data.load_npz(shape)
+    scaled = tmp_path / "scaled.npz"  # floats in [0, 1] are scaled; centred data is refused, not clipped
+    np.savez(scaled, x_train=x / 255.0, y_train=y, x_test=x - 128.0, y_test=y)
+    with pytest.raises(DojoError, match="x_test has values outside 0-255 or 0-1"):
+        data.load_npz(scaled)
+    np.savez(scaled, x_train=x / 255.0, y_train=y, x_test=x.astype(np.float64), y_test=y)
+    ds = data.load_npz(scaled)
+    np.testing.assert_array_equal(ds.train.x, x.reshape(ds.train.x.shape))
+    np.testing.assert_array_equal(ds.test.x, ds.train.x)
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip")
     with pytest.raises(DojoError, match="not a readable .npz"):
@@ -158,6 +176,7 @@ def test_digits_images_beside_csv(tmp_path) -> None:
         ("filename,label\n0.png,x\n", "label 'x' is not a digit"),
         ("filename,label\n0.png,1\nnope.png,2\n", "train.csv line 3: image nope.png not found"),
         ("filename,label\n", "has no rows"),
+        ("filename,label\n0.png,1,7\n", "train.csv line 2 has more fields than the header (2): 7"),
     ],
 )
 def test_digits_csv_errors(digits_folder, csv_text, fragment) -> None:
@@ -182,3 +201,6 @@ def test_stratified_split_keeps_class_balance() -> None:
     assert counts.tolist() == [10, 8, 6, 4, 2, 10, 8, 6, 4, 1]
     again, _ = data.stratified_split(y, 0.2, seed=0)
     np.testing.assert_array_equal(train, again)
+    train, val = data.stratified_split(np.array([0, 0, 0, 1]), 0.6, seed=0)
+    assert sorted(y_ for y_ in np.array([0, 0, 0, 1])[train]) == [0, 1]  # class 1 keeps its only sample
+    assert len(val) == 2
