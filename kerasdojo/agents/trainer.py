@@ -284,7 +284,9 @@ class Session:
         try:
             agent.begin(env)
             while step < self.total_steps:
+                # Training time: the whole iteration (collection, update, logging) except evaluation.
                 t0 = time.perf_counter()
+                eval_seconds = 0.0
                 n, metrics = agent.learn(env, step, self.total_steps)
                 elapsed = time.perf_counter() - t0
                 session_seconds += elapsed
@@ -300,6 +302,7 @@ class Session:
                     last_log = step
                 if next_eval is not None and step >= next_eval and step < self.total_steps:  # _finish evaluates last
                     next_eval = (step // eval_every + 1) * eval_every
+                    t_eval = time.perf_counter()
                     result = self.evaluate(stop=lambda: self._stop)
                     if not self._stop:  # a Ctrl-C during the evaluation leaves too few episodes to report
                         last_eval = result["mean_reward"]
@@ -307,6 +310,7 @@ class Session:
                             self.state.update(best_eval=last_eval, best_step=step)
                             self._save_agent("best_agent.npz", "best_policy.keras")
                         row.update({f"eval/{k}": result[k] for k in ("mean_reward", "std_reward", "mean_ep_length")})
+                    eval_seconds = time.perf_counter() - t_eval
                 if row:
                     row.update(
                         {
@@ -326,6 +330,9 @@ class Session:
                         step,
                         {"fps": fps, "ep_rew_mean": env.stats()["rollout/ep_rew_mean"], "eval_mean_reward": last_eval},
                     )
+                rest = time.perf_counter() - t0 - elapsed - eval_seconds  # logging, checkpoints, progress bar
+                session_seconds += rest
+                self.state["train_seconds"] += rest
                 if self._stop:
                     path = self.save_checkpoint()
                     run.close()

@@ -201,7 +201,8 @@ def test_same_seed_same_evaluation(runs_dir) -> None:
     (a, rows_a), (b, rows_b) = evals
     assert a["mean_reward"] == b["mean_reward"] and a["std_reward"] == b["std_reward"]
     key = "train/value_loss"
-    assert [r[key] for r in rows_a if r.get(key)] == [r[key] for r in rows_b if r.get(key)]
+    losses = [r[key] for r in rows_a if r.get(key)]
+    assert losses and losses == [r[key] for r in rows_b if r.get(key)]
 
 
 def test_eval_cli_and_best_agent(runs_dir, tmp_path) -> None:

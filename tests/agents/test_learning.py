@@ -39,5 +39,5 @@ def test_pendulum_ppo_clearly_beats_random(runs_dir) -> None:
     ppo = run_preset(runs_dir, "Pendulum-v1", "ppo", eval_every=0)
     score = json.loads((ppo.run.path / "eval.json").read_text())["mean_reward"]
     assert random_score < -1000  # sanity: random swings lose about 1,200 per episode
-    assert score > random_score + 600, (score, random_score)
+    assert score > random_score + 600 and score > -400, (score, random_score)
     assert np.isfinite(score)
