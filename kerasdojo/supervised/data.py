@@ -317,6 +317,14 @@ def read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str,
         raise DojoError(f"{path} is not a readable CSV file ({exc})") from None
 
 
+def find_image(dirs: list[Path], name: str, where: str) -> Path:
+    """The first of ``dirs`` holding ``name``; a one-line error naming ``where`` (CSV line) otherwise."""
+    path = next((d / name for d in dirs if (d / name).is_file()), None)
+    if path is None:
+        raise DojoError(f"{where}: image {name} not found (looked in {', '.join(str(d) for d in dirs)})")
+    return path
+
+
 def image_dirs(root: Path, split: str, images: Path | None) -> list[Path]:
     """Where the images of ``split`` may be: --images, Images/<split>, images/<split>, beside the CSVs."""
     if images is not None:
@@ -364,11 +372,7 @@ def load_digits_folder(
                     raise DojoError(f"{where}: label {label!r} is not a digit 0-9")
                 value = int(label)
                 ys.append(value)
-            path = next((d / name for d in dirs if (d / name).is_file()), None)
-            if path is None:
-                looked = ", ".join(str(d) for d in dirs[:3])
-                raise DojoError(f"{where}: image {name} not found (looked in {looked})")
-            xs.append(read_image(path, where))
+            xs.append(read_image(find_image(dirs, name, where), where))
             names.append(name)
             done += 1
             if progress is not None and (done % 200 == 0 or done == total):

@@ -48,11 +48,7 @@ def _digits_sample(root: Path, split: str, index: int) -> tuple[np.ndarray, int 
         raise DojoError(f"--index {index} is out of range: {csv_path} has {len(rows)} rows")
     line, row = rows[index]
     where = f"{csv_path.name} line {line}"
-    path = next(
-        (d / row["filename"] for d in data.image_dirs(root, split, None) if (d / row["filename"]).is_file()), None
-    )
-    if path is None:
-        raise DojoError(f"{where}: image {row['filename']} not found")
+    path = data.find_image(data.image_dirs(root, split, None), row["filename"], where)
     label = row.get("label")
     return data.read_image(path, where), int(label) if label and label.isdigit() else None
 
