@@ -46,17 +46,17 @@ EVAL_SEED = 10_000
 
 
 def kerasdojo_worker(algo: str, seed: int) -> dict:
-    from kerasdojo.agents import trainer
+    from kerasdojo.agents import session as sessions
     from kerasdojo.runs import read_progress
 
     with tempfile.TemporaryDirectory() as tmp:
-        spec = trainer.TrainSpec(
+        spec = sessions.TrainSpec(
             ENV_ID, algo, seed=seed, eval_every=EVAL_EVERY, eval_episodes=EVAL_EPISODES, save_every=0
         )
-        session = trainer.start(spec, tmp)
+        session = sessions.start(spec, tmp)
         summary = session.train()
         rows = read_progress(session.run.path / "progress.csv")
-        final = trainer.evaluate_run(session.run.path, episodes=FINAL_EPISODES, seed=EVAL_SEED + 1)
+        final = sessions.evaluate_run(session.run.path, episodes=FINAL_EPISODES, seed=EVAL_SEED + 1).result
     solve_step = solve_seconds = None
     for row in rows:
         if row.get("eval/mean_reward") and float(row["eval/mean_reward"]) >= SOLVED:
@@ -64,13 +64,13 @@ def kerasdojo_worker(algo: str, seed: int) -> dict:
             break
     evals = [float(r["eval/mean_reward"]) for r in rows if r.get("eval/mean_reward")]
     return {
-        "steps": summary["steps"],
-        "train_seconds": summary["train_seconds_total"],
-        "fps": summary["steps"] / summary["train_seconds_total"],
+        "steps": summary.steps,
+        "train_seconds": summary.train_seconds_total,
+        "fps": summary.steps / summary.train_seconds_total,
         "solve_step": solve_step,
         "solve_seconds": solve_seconds,
-        "final_mean": final["mean_reward"],
-        "final_std": final["std_reward"],
+        "final_mean": final.mean_reward,
+        "final_std": final.std_reward,
         "evals": evals,
     }
 
@@ -81,19 +81,19 @@ def kerasdojo_worker(algo: str, seed: int) -> dict:
 def vector_eval(predict, episodes: int, seed: int) -> tuple[float, float]:
     """Mean and std return of ``episodes`` deterministic episodes, through kerasdojo's own
     evaluation loop and vector env, so both libraries are evaluated the same way."""
-    from kerasdojo.agents import trainer
+    from kerasdojo.agents.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
     from kerasdojo.envs import make_vec
 
     class Policy:
         def act(self, obs, deterministic=True):
             return predict(obs)
 
-    env = make_vec(ENV_ID, min(episodes, trainer.MAX_EVAL_ENVS), seed=seed)
+    env = make_vec(ENV_ID, min(episodes, MAX_EVAL_ENVS), seed=seed)
     try:
-        result = trainer.eval_summary(*trainer.evaluate(Policy(), env, episodes, seed))
+        result = EvalResult.of(*evaluate(Policy(), env, episodes, seed))
     finally:
         env.close()
-    return result["mean_reward"], result["std_reward"]
+    return result.mean_reward, result.std_reward
 
 
 def sb3_worker(algo: str, seed: int) -> dict:

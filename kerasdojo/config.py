@@ -28,8 +28,8 @@ from kerasdojo.errors import DojoError
 
 C = TypeVar("C")
 
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f"}
+# The one vocabulary of booleans on the command line, for --set and --env-kwargs alike.
+BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
 def option(
@@ -60,17 +60,50 @@ def option(
 
 @dataclasses.dataclass(frozen=True)
 class FieldInfo:
+    """One config field as ``kerasdojo agents NAME`` shows it."""
+
     name: str
     type: Any
     default: Any
     help: str
 
+    @property
+    def type_name(self) -> str:
+        origin, args = typing.get_origin(self.type), typing.get_args(self.type)
+        if origin is tuple:
+            return f"{args[0].__name__} list" if args else "list"
+        return getattr(self.type, "__name__", str(self.type))
+
+    @staticmethod
+    def shown(value: Any) -> str:
+        """A value as it is written on the command line (``--set key=<this>``)."""
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, tuple):
+            return ",".join(str(v) for v in value)
+        return str(value)
+
 
 def describe(cls_or_cfg: Any) -> list[FieldInfo]:
-    """Name, type, default and help of each field."""
+    """Name, type, default and help of each field (the help names the valid range or choices)."""
     cls = cls_or_cfg if isinstance(cls_or_cfg, type) else type(cls_or_cfg)
     hints = typing.get_type_hints(cls)
-    return [FieldInfo(f.name, hints[f.name], f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls)]
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        help_ = meta.get("help", "")
+        if meta.get("choices"):
+            help_ += " One of: " + ", ".join(meta["choices"]) + "."
+        low, high = meta.get("low"), meta.get("high")
+        if low is not None or high is not None:
+            bounds = []
+            if low is not None:
+                bounds.append(f"{'>' if meta.get('low_open') else '>='} {low:g}")
+            if high is not None:
+                bounds.append(f"<= {high:g}")
+            help_ += " Range: " + ", ".join(bounds) + "."
+        out.append(FieldInfo(f.name, hints[f.name], f.default, help_))
+    return out
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -124,18 +157,38 @@ def unknown_key_error(key: str, valid: list[str], source: str, kind: str = "conf
     return DojoError(f"Unknown key '{key}' in {source} for {kind}", hint=hint)
 
 
-def parse_set(pairs: Iterable[str]) -> dict[str, str]:
-    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a pair without ``=`` is an error."""
+def parse_pairs(pairs: Iterable[str], flag: str = "--set") -> dict[str, str]:
+    """``["a=1", "b-c=x"]`` -> ``{"a": "1", "b_c": "x"}``: the one ``key=value`` parser, for
+    ``--set`` and ``--env-kwargs``. Dashes in keys become underscores; a pair without ``=``
+    or without a key is an error naming the flag."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise DojoError(
-                f"Expected key=value. Received: --set {pair!r}", hint="for example --set learning_rate=3e-4"
-            )
+            raise DojoError(f"Expected key=value. Received: {flag} {pair!r}", hint=f"for example {flag} gamma=0.99")
         out[key.replace("-", "_")] = value.strip()
     return out
+
+
+def literal(raw: str) -> Any:
+    """A command-line value with no declared type (``--env-kwargs``): a boolean word
+    (true/false, yes/no, on/off), none/null, a JSON number, list or object, else the string."""
+    text = raw.strip()
+    lowered = text.lower()
+    if lowered in BOOLEANS:
+        return BOOLEANS[lowered]
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_kwargs(pairs: Iterable[str], flag: str = "--env-kwargs") -> dict[str, Any]:
+    """``key=value`` pairs with untyped values, read by :func:`literal`."""
+    return {key: literal(value) for key, value in parse_pairs(pairs, flag).items()}
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -176,11 +229,10 @@ def coerce(key: str, annotation: Any, raw: Any, source: str = "--set") -> Any:
             raise _type_error(key, raw, "a list such as 64,64", source)
         return tuple(coerce(key, item_type, item, source) for item in items)
     if annotation is bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
-            return raw.strip().lower() in _TRUE
-        raise _type_error(key, raw, "true or false", source)
+        value = literal(raw) if isinstance(raw, str) else raw
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return bool(value)
+        raise _type_error(key, raw, "true or false (yes/no, on/off, 1/0)", source)
     if annotation is int:
         if isinstance(raw, bool):
             raise _type_error(key, raw, "an integer", source)

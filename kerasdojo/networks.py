@@ -2,7 +2,8 @@
 
 Pure functions that return Keras models built only from Keras's own layers, so
 any saved model loads with plain ``keras.models.load_model``. Used by the
-supervised tasks and by every agent. This module imports nothing of kerasdojo's.
+supervised tasks and by every agent. Keras comes through :mod:`kerasdojo.backend`
+(the TensorFlow backend, quiet start-up), the only module of ours imported here.
 
 Also here: :class:`NumpyForward`, a NumPy copy of a small Dense-only model. On a
 CPU one call of a compiled TensorFlow function costs ~0.2-0.4 ms, while the
@@ -14,22 +15,15 @@ refresh it after each update.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from kerasdojo.backend import keras as _keras
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "sigmoid", "linear")
 INITIALIZERS = ("glorot_uniform", "fan_in_uniform", "he_normal", "orthogonal")
-
-
-def _keras() -> Any:
-    import keras
-
-    return keras
 
 
 def initializer(kind: str = "glorot_uniform", gain: float = 1.0, seed: int | None = None) -> Any:

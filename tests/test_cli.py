@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -64,12 +65,34 @@ def test_agents_lists_action_spaces() -> None:
     assert "Discrete, Box" in result.output
 
 
+def test_agents_name_lists_every_hyperparameter_with_preset() -> None:
+    from kerasdojo.agents.ppo import PPOConfig
+
+    result = runner.invoke(app, ["agents", "ppo", "--env", "CartPole-v1"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    keys = {line.split("│")[1].strip() for line in lines if line.count("│") > 2}
+    assert {field.name for field in dataclasses.fields(PPOConfig)} <= keys
+    row = next(line for line in lines if "│ n_steps " in line)
+    cells = [c.strip() for c in row.split("│")[1:-1]]
+    assert cells[:4] == ["n_steps", "int", "512", "32"]  # key, type, default, the CartPole-v1 preset
+    assert cells[4].startswith("Steps per env in each rollout") and "Range: >= 1." in cells[4]
+    net = [c.strip() for c in next(line for line in lines if "│ net_arch " in line).split("│")[1:-1]]
+    assert net[:3] == ["net_arch", "int list", "64,64"]
+    activation = next(line for line in lines if "│ activation " in line)
+    assert "One of: relu, tanh" in activation
+    no_preset = runner.invoke(app, ["agents", "dqn", "--env", "Pendulum-v1"], env={"COLUMNS": "250"})
+    assert no_preset.exit_code == 0 and "No dqn preset for Pendulum-v1" in no_preset.output
+    assert runner.invoke(app, ["agents", "nope"]).exit_code == 2
+
+
 def test_envs_list_describe_and_unknown() -> None:
     listing = runner.invoke(app, ["envs", "Cart"])
     assert listing.exit_code == 0 and "CartPole-v1" in listing.output and "classic_control" in listing.output
     described = runner.invoke(app, ["envs", "CartPole-v1"])
     assert described.exit_code == 0
     assert "Discrete(2)" in described.output and "Box(4,)" in described.output and "475" in described.output
+    assert "kerasdojo agents" in described.output and "ppo, dqn, random" in described.output
     assert runner.invoke(app, ["envs", "zzzz"]).exit_code == 2
 
 

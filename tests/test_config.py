@@ -7,7 +7,7 @@ import pytest
 from kerasdojo import config
 from kerasdojo.agents.dqn import DQNConfig
 from kerasdojo.agents.ppo import PPOConfig
-from kerasdojo.agents.trainer import resolve_config
+from kerasdojo.agents.session import resolve_config
 from kerasdojo.errors import DojoError
 
 
@@ -78,9 +78,9 @@ def test_bad_values_name_the_key(key: str, value: str, fragment: str) -> None:
 
 
 def test_parse_set_requires_key_value() -> None:
-    assert config.parse_set(["a=1", "b-c = x=y"]) == {"a": "1", "b_c": "x=y"}
+    assert config.parse_pairs(["a=1", "b-c = x=y"]) == {"a": "1", "b_c": "x=y"}
     with pytest.raises(DojoError, match="key=value"):
-        config.parse_set(["gamma"])
+        config.parse_pairs(["gamma"])
 
 
 def test_load_toml_flattens_tables(tmp_path) -> None:
@@ -115,3 +115,17 @@ def test_describe_has_help_for_every_field() -> None:
     for cls in (PPOConfig, DQNConfig):
         for info in config.describe(cls):
             assert info.help, f"{cls.__name__}.{info.name} has no help text"
+
+
+def test_one_parser_one_rule_set_for_set_and_env_kwargs() -> None:
+    """--set and --env-kwargs split pairs the same way and read booleans with the same words."""
+    for word, value in (("yes", True), ("on", True), ("true", True), ("no", False), ("OFF", False)):
+        assert config.parse_kwargs([f"flag={word}"]) == {"flag": value}
+        assert config.apply(PPOConfig(), config.parse_pairs([f"ortho_init={word}"])).ortho_init is value
+    assert config.parse_kwargs(["max-episode-steps=200"]) == {"max_episode_steps": 200}
+    for flag, parse in (("--set", config.parse_pairs), ("--env-kwargs", config.parse_kwargs)):
+        with pytest.raises(DojoError) as err:
+            parse(["=3"], flag)
+        assert err.value.message == f"Expected key=value. Received: {flag} '=3'"
+    with pytest.raises(DojoError, match="expected true or false"):
+        config.apply(PPOConfig(), {"ortho_init": "maybe"})

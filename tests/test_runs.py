@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from kerasdojo import runs
+from kerasdojo import events, files, runs
 from kerasdojo.errors import DojoError
 
 
@@ -17,6 +17,12 @@ def read_events(path):
     acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     acc.Reload()
     return acc
+
+
+def image_tags(path) -> set[str]:
+    """Tags of the image summaries below ``path`` (tensor summaries of the images plugin)."""
+    acc = read_events(path)
+    return {t for t in acc.Tags()["tensors"] if acc.SummaryMetadata(t).plugin_data.plugin_name == "images"}
 
 
 def scalars(path, tag) -> list[tuple[int, float]]:
@@ -46,9 +52,9 @@ def test_open_rejects_non_runs(tmp_path) -> None:
 
 def test_atomic_path_keeps_old_file_on_failure(tmp_path) -> None:
     target = tmp_path / "data.json"
-    runs.write_json(target, {"v": 1})
+    files.write_json(target, {"v": 1})
     with pytest.raises(RuntimeError):
-        with runs.atomic_path(target) as tmp:
+        with files.atomic_path(target) as tmp:
             tmp.write_text("half-writ")
             raise RuntimeError("crash")
     assert json.loads(target.read_text()) == {"v": 1}
@@ -59,7 +65,7 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path) -> None:
 
 
 def test_event_writer_scalars_text_images(tmp_path) -> None:
-    writer = runs.EventWriter(tmp_path)
+    writer = events.EventWriter(tmp_path)
     for step in range(5):
         writer.scalar("rollout/ep_rew_mean", step * 2.0, step)
     writer.text("hyperparameters", "|a|b|\n|-|-|\n|x|1|")
@@ -68,8 +74,14 @@ def test_event_writer_scalars_text_images(tmp_path) -> None:
     acc = read_events(tmp_path)
     values = [(e.step, e.value) for e in acc.Scalars("rollout/ep_rew_mean")]
     assert values == [(i, i * 2.0) for i in range(5)]
-    assert acc.Images("samples")[0].width == 28
-    assert "hyperparameters" in acc.Tags()["tensors"]
+    # Images as tensor summaries (what TensorBoard's default loader reads): [width, height, PNG].
+    assert {"hyperparameters", "samples"} <= set(acc.Tags()["tensors"])
+    (event,) = acc.Tensors("samples")
+    width, height, png = event.tensor_proto.string_val
+    assert (width, height) == (b"28", b"28")
+    import imageio.v3 as iio
+
+    assert iio.imread(png).tolist() == np.arange(28 * 28, dtype=np.uint8).reshape(28, 28).tolist()
 
 
 def test_event_writer_needs_no_tensorflow() -> None:
@@ -77,7 +89,7 @@ def test_event_writer_needs_no_tensorflow() -> None:
     import sys
 
     code = (
-        "import sys, tempfile; from kerasdojo.runs import EventWriter; "
+        "import sys, tempfile; from kerasdojo.events import EventWriter; "
         "w = EventWriter(tempfile.mkdtemp()); w.scalar('a', 1.0, 0); w.close(); "
         "print('tensorflow' in sys.modules)"
     )
@@ -105,9 +117,14 @@ def test_checkpoints_round_trip_keep_last_and_detect_corruption(tmp_path) -> Non
     assert [s for s, _ in run.checkpoints()] == [20, 30]
     path, arrays, meta = run.load_latest_checkpoint()
     assert meta["step"] == 30 and arrays["w"].tolist() == [30, 30, 30]
-    path.write_bytes(path.read_bytes()[:40])  # a torn write that somehow got renamed
-    with pytest.raises(DojoError, match="corrupt"):
+    path.write_bytes(path.read_bytes()[:40])  # cut short on disk
+    warnings: list[str] = []
+    _, arrays, meta = run.load_latest_checkpoint(warnings.append)  # falls back to the previous one
+    assert meta["step"] == 20 and len(warnings) == 1 and "step_000000000030.npz" in warnings[0]
+    run.checkpoints()[0][1].write_bytes(b"")  # zero bytes: now none is good
+    with pytest.raises(DojoError, match="corrupt") as err:
         run.load_latest_checkpoint()
+    assert "older checkpoint" in err.value.one_line()
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path) -> None:
@@ -120,12 +137,12 @@ def test_session_start_drops_orphaned_steps(tmp_path) -> None:
     """After a resume from step 20, values logged at steps 21-30 by the killed session vanish."""
     import time
 
-    first = runs.EventWriter(tmp_path)
+    first = events.EventWriter(tmp_path)
     for step in (10, 20, 30):
         first.scalar("x", step, step)
     first.close()
     time.sleep(0.01)
-    second = runs.EventWriter(tmp_path)
+    second = events.EventWriter(tmp_path)
     second.session_start(20)
     second.scalar("x", 25.0, 25)
     second.close()

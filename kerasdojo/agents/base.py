@@ -1,11 +1,30 @@
-"""What every agent shares: the common config fields, state save/load, acting helpers.
+"""The agent contract: what an algorithm provides so that one loop trains them all.
 
-An agent owns its networks, optimizers and compiled update. The trainer calls
-:meth:`Agent.learn` repeatedly; each call collects some environment steps,
-updates the networks and returns how many steps it took plus the scalars to
-log. :meth:`Agent.state` and :meth:`Agent.load_state` round-trip everything a
-resume needs (weights, optimizer slots, buffers, RNG states, counters) as
-NumPy arrays plus a JSON-able dict.
+An algorithm is one file with a config dataclass and an :class:`Agent` subclass,
+plus an entry in the registry (``agents/__init__.py``) and presets
+(``agents/presets.py``). The loop (:mod:`kerasdojo.agents.loop`) calls only
+``begin`` once and then ``learn`` until the step budget is spent; evaluation
+calls ``act``; checkpoints call ``state``/``load_state``. So an agent provides:
+
+* ``__init__(cfg, obs_shape, obs_dtype, action_space, seed)``: its networks,
+  one optimizer per network (or per loss), and its compiled update;
+* ``act(obs, deterministic)``: actions for a batch of observations (NumPy in,
+  NumPy out; indices for Discrete spaces, unclipped arrays for Box ones);
+* ``learn(env, step, total_steps) -> (env_steps, scalars)``: collect from the
+  vector env and update once. On-policy agents (PPO, A2C) collect a rollout
+  and run every epoch of their update; off-policy agents (DQN, SAC, TD3)
+  collect ``train_freq`` steps into their replay buffer and run their gradient
+  steps. ``scalars`` use SB3's TensorBoard tags (``train/...``);
+* what a checkpoint holds, by name: ``networks()`` (target networks too),
+  ``optimizers()``, ``variables()`` (trainable tensors outside the networks: a
+  Gaussian log-std, SAC's log entropy coefficient), and ``extra_state(buffers)``
+  / ``load_extra_state`` for the rest (replay buffer, counters, exploration
+  noise state); RNG states and the update count are saved here for every agent;
+* ``policy_model()``: the Keras model a user keeps (``policy.keras``), or None;
+* ``refresh()``: called after weights change outside an update (a checkpoint
+  loaded), to refresh any NumPy copy used for acting;
+* ``supports_normalization``: False for agents whose replay buffer would mix
+  observations scaled by different running statistics.
 """
 
 from __future__ import annotations
@@ -78,10 +97,6 @@ class Forward:
 
             self._tf = call
 
-    @property
-    def numpy(self) -> bool:
-        return self._np is not None
-
     def refresh(self) -> None:
         if self._np is not None:
             for copy in self._np:
@@ -94,7 +109,7 @@ class Forward:
 
 
 class Agent:
-    """Base class: state round-trip and the interface the trainer uses."""
+    """Base class: the contract above, and the state round-trip every agent shares."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[AgentConfig]] = AgentConfig

@@ -136,3 +136,8 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 def preset(agent: str, env_id: str) -> dict[str, Any]:
     """The preset for ``(agent, env_id)``, or an empty dict."""
     return dict(PRESETS.get((agent, env_id), {}))
+
+
+def envs_with_preset(agent: str) -> str:
+    """The environments that have a preset for ``agent``, comma-separated."""
+    return ", ".join(env for (name, env) in PRESETS if name == agent) or "none"

@@ -17,12 +17,11 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
-import json
 import os
 import signal
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from kerasdojo.errors import DojoError
@@ -60,29 +59,6 @@ def _register_optional(gym: Any) -> None:
         gym.register_envs(ale_py)
     except Exception:  # not installed, or an old version: Atari ids stay unknown
         pass
-
-
-def parse_env_kwargs(pairs: Iterable[str], flag: str = "--env-kwargs") -> dict[str, Any]:
-    """``["max_episode_steps=200", "continuous=true"]`` -> typed values (JSON where it parses)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise DojoError(f"Expected key=value. Received: {flag} {pair!r}")
-        out[key.strip()] = _literal(raw.strip())
-    return out
-
-
-def _literal(raw: str) -> Any:
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
 
 
 def is_registered(env_id: str) -> bool:
@@ -215,10 +191,6 @@ def make_vec(
     return env
 
 
-def space_kind(space: Any) -> str:
-    return type(space).__name__
-
-
 def describe_space(space: Any) -> str:
     """``Discrete(2)`` or ``Box(4,) float32 low=[...] high=[...]``."""
     from gymnasium import spaces
@@ -234,17 +206,19 @@ def describe_space(space: Any) -> str:
     return str(space)
 
 
-def describe(env_id: str) -> dict[str, Any]:
-    """Spaces, limits and fitting agents of an environment."""
-    from kerasdojo.agents import fitting_agents
-
-    spec = resolve(env_id)
-    env = make_env(env_id)
+def spaces_of(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """(observation space, action space) of one environment, made and closed again."""
+    env = make_env(env_id, env_kwargs)
     try:
-        obs_space, act_space = env.observation_space, env.action_space
+        return env.observation_space, env.action_space
     finally:
         env.close()
-    fits = fitting_agents(obs_space, act_space)
+
+
+def describe(env_id: str) -> dict[str, Any]:
+    """Spaces and limits of an environment, as rows for ``kerasdojo envs ID``."""
+    spec = resolve(env_id)
+    obs_space, act_space = spaces_of(env_id)
     return {
         "id": spec.id,
         "entry point": spec.entry_point if isinstance(spec.entry_point, str) else repr(spec.entry_point),
@@ -253,7 +227,6 @@ def describe(env_id: str) -> dict[str, Any]:
         "reward threshold": spec.reward_threshold,
         "max episode steps": spec.max_episode_steps,
         "vectorised implementation": "yes" if spec.vector_entry_point else "no (SyncVectorEnv)",
-        "kerasdojo agents": ", ".join(fits) or "none",
     }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasdojo.errors import DojoError
-from kerasdojo.runs import atomic_path
+from kerasdojo.files import atomic_path
 
 MAX_WIDTH = 480
 

@@ -199,23 +199,30 @@ def load_dataset(dataset: str, data: str | Path | None = None) -> Dataset:
     return _keras_download(dataset)
 
 
+KERAS_DATA_HOST = ("storage.googleapis.com", 443)
+
+
 def _keras_download(dataset: str) -> Dataset:
     from kerasdojo.backend import keras
 
     datasets = keras().datasets  # outside the try: a broken TensorFlow must not read as a cache miss
     module = {"mnist": "mnist", "fashion": "fashion_mnist"}[dataset]
-    old_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(20)
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    hint = "pass --data with a mnist.npz or a folder of the four IDX files"
+    if not any(cache.glob(f"{'mnist.npz' if dataset == 'mnist' else 'fashion-mnist'}")):
+        # Keras downloads without a timeout: find out first, in bounded time, whether its server answers.
+        try:
+            socket.create_connection(KERAS_DATA_HOST, timeout=10).close()
+        except OSError as exc:
+            raise DojoError(
+                f"{dataset} is not in Keras's cache ({cache}) and cannot be downloaded: {exc}", hint=hint
+            ) from None
     try:
         (x_train, y_train), (x_test, y_test) = getattr(datasets, module).load_data()
     except Exception as exc:
-        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
         raise DojoError(
-            f"Could not load {dataset} from Keras's cache ({cache}) or download it ({type(exc).__name__})",
-            hint="pass --data with a mnist.npz or a folder of the four IDX files",
+            f"Could not load {dataset} from Keras's cache ({cache}) or download it ({type(exc).__name__})", hint=hint
         ) from None
-    finally:
-        socket.setdefaulttimeout(old_timeout)
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     return _dataset(arrays, f"keras.datasets.{module}")
 

@@ -22,7 +22,9 @@ from typing import Any
 
 from kerasdojo import backend
 from kerasdojo.errors import DojoError
-from kerasdojo.runs import Run, atomic_path
+from kerasdojo.files import atomic_path
+from kerasdojo.progress import Counter
+from kerasdojo.runs import Run
 from kerasdojo.supervised import data, fit
 
 
@@ -40,13 +42,13 @@ class DigitsConfig:
     seed: int = 0
 
 
-def run(cfg: DigitsConfig, runs_dir: str | Path = "runs", verbose: int | None = None) -> tuple[Run, fit.FitResult]:
+def run(cfg: DigitsConfig, runs_dir: str | Path = "runs", quiet: bool = False) -> tuple[Run, fit.FitResult]:
     fit.check_positive(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
     if cfg.model not in fit.MODELS:
         fit.build_classifier(cfg.model)
     if not 0.0 < cfg.val_split < 1.0:
         raise DojoError(f"--val-split must be between 0 and 1. Received: {cfg.val_split}")
-    dataset = data.load_digits_folder(cfg.data, cfg.images, progress=fit.progress_printer("reading images"))
+    dataset = data.load_digits_folder(cfg.data, cfg.images, progress=Counter("reading images", quiet))
     y = dataset.train.y
     assert y is not None
     train_idx, val_idx = data.stratified_split(y, cfg.val_split, cfg.seed)
@@ -76,13 +78,13 @@ def run(cfg: DigitsConfig, runs_dir: str | Path = "runs", verbose: int | None = 
             optimizer=fit.make_optimizer(
                 cfg.optimizer, cfg.lr, cfg.lr_schedule, fit.steps_for(len(train_idx), cfg.batch_size, cfg.epochs)
             ),
-            verbose=verbose,
+            quiet=quiet,
         )
         if dataset.test is not None and len(dataset.test.x):
             labels, _ = fit.predict_labels(model, dataset.test.x)
             write_predictions(run_.path / "predictions.csv", dataset.test.names or [], labels)
             result.metrics["test_predictions"] = len(labels)
-        run_.write_json("metrics.json", result.metrics)
+        fit.finish(run_, config, result.metrics, cfg.epochs)
     return run_, result
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,9 @@ import numpy as np
 
 from kerasdojo import backend
 from kerasdojo.errors import DojoError
-from kerasdojo.runs import EventWriter, Run, atomic_path, markdown_table
+from kerasdojo.events import EventWriter, markdown_table, write_hparams
+from kerasdojo.files import save_keras_model
+from kerasdojo.runs import Run
 
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -97,7 +98,7 @@ def fit_classifier(
     epochs: int,
     batch_size: int,
     optimizer: Any,
-    verbose: int | None = None,
+    quiet: bool = False,
     callbacks: list[Any] | None = None,
 ) -> FitResult:
     """Compile and fit ``model``; evaluate, log images and save ``model.keras``.
@@ -113,16 +114,14 @@ def fit_classifier(
     validation = (to_inputs(val_data[0]), val_data[1]) if val_data is not None else None
     timer = epoch_timer()
     tb = epoch_tensorboard(run.path)
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(
         x_train,
         y_train,
         batch_size=batch_size,
         epochs=epochs,
         validation_data=validation,
-        callbacks=[tb, timer, *(callbacks or [])],
-        verbose=verbose,
+        callbacks=[tb, timer, epoch_progress(epochs, quiet), *(callbacks or [])],
+        verbose=0,
         shuffle=True,
     )
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
@@ -147,14 +146,9 @@ def fit_classifier(
         matrix = confusion_matrix(y_eval, pred, probs.shape[1])
         metrics["confusion_matrix"] = matrix.tolist()
         log_images(run, report[0], y_eval, pred, matrix, epochs, prefix)
-    save_model(model, run.path / "model.keras")
+    save_keras_model(model, run.path / "model.keras")
     run.writer.flush()
     return FitResult(metrics, hist, timer.seconds)
-
-
-def save_model(model: Any, path: Path) -> None:
-    with atomic_path(path, suffix=".keras") as tmp:
-        model.save(tmp)
 
 
 def epoch_tensorboard(logdir: Path) -> Any:
@@ -288,8 +282,30 @@ def predict_labels(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return probs.argmax(axis=1), probs.max(axis=1)
 
 
-def progress_printer(label: str) -> Callable[[int, int], None]:
-    def report(done: int, total: int) -> None:
-        print(f"\r{label}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+def epoch_progress(epochs: int, quiet: bool = False) -> Any:
+    """A Keras callback showing epochs with their loss and accuracy (rich; a plain line per
+    epoch off a terminal). Epoch hooks only, so Keras keeps its asynchronous dispatch."""
+    from kerasdojo.progress import Bar
 
-    return report
+    keras = backend.keras()
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.bar = Bar(epochs, label="epoch", disable=quiet, unit_lines=True).__enter__()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            text = "  ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+            self.bar.update(epoch + 1, text)
+
+        def on_train_end(self, logs: Any = None) -> None:
+            self.bar.__exit__(None, None, None)
+
+    return EpochProgress()
+
+
+def finish(run: Run, config: dict[str, Any], metrics: dict[str, Any], step: int) -> None:
+    """The run's HParams entry (its settings and final metrics, numbers only), then
+    ``metrics.json``, whose presence marks a finished run."""
+    final = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    write_hparams(run.path, config, final, step)
+    run.write_json("metrics.json", metrics)

@@ -26,7 +26,7 @@ class MnistConfig:
     seed: int = 0
 
 
-def run(cfg: MnistConfig, runs_dir: str | Path = "runs", verbose: int | None = None) -> tuple[Run, fit.FitResult]:
+def run(cfg: MnistConfig, runs_dir: str | Path = "runs", quiet: bool = False) -> tuple[Run, fit.FitResult]:
     """Train ``cfg.model`` on MNIST/Fashion-MNIST and return the run and its results."""
     fit.check_positive(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, limit=cfg.limit)
     if cfg.model not in fit.MODELS:
@@ -74,7 +74,7 @@ def run(cfg: MnistConfig, runs_dir: str | Path = "runs", verbose: int | None = N
             optimizer=fit.make_optimizer(
                 cfg.optimizer, cfg.lr, cfg.lr_schedule, fit.steps_for(len(x), cfg.batch_size, cfg.epochs)
             ),
-            verbose=verbose,
+            quiet=quiet,
         )
-        run_.write_json("metrics.json", result.metrics)
+        fit.finish(run_, config, result.metrics, cfg.epochs)
     return run_, result

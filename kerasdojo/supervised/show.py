@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasdojo.errors import DojoError
-from kerasdojo.runs import Run, atomic_path
+from kerasdojo.files import atomic_path
+from kerasdojo.runs import Run
 from kerasdojo.supervised import data
 
 

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from kerasdojo.errors import DojoError
-from kerasdojo.runs import EventWriter, Run, save_arrays
+from kerasdojo.events import EventWriter
+from kerasdojo.files import save_arrays, save_keras_model
+from kerasdojo.runs import Run
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 Y = np.array([0, 1, 1, 0], np.float32)
@@ -61,7 +63,7 @@ def run(cfg: XorConfig, runs_dir: str | Path = "runs") -> tuple[Run, XorResult]:
         raise DojoError(f"--lr must be positive. Received: {cfg.lr}")
     epochs = cfg.epochs or DEFAULTS[cfg.impl]["epochs"]
     lr = cfg.lr or DEFAULTS[cfg.impl]["lr"]
-    from kerasdojo.supervised.fit import new_run
+    from kerasdojo.supervised.fit import finish, new_run
 
     config = {"task": "xor", **asdict(cfg), "epochs": epochs, "lr": lr}
     with new_run(runs_dir, ("xor", cfg.impl, f"s{cfg.seed}"), config) as run_:
@@ -69,21 +71,19 @@ def run(cfg: XorConfig, runs_dir: str | Path = "runs") -> tuple[Run, XorResult]:
             result = train_keras(run_, cfg.hidden, epochs, lr, cfg.seed)
         else:
             result = train_numpy(run_, cfg.hidden, epochs, lr, cfg.seed)
-        run_.write_json(
-            "metrics.json",
-            {
-                "correct": result.correct,
-                "final_loss": result.losses[-1],
-                "probabilities": result.probabilities.round(4).tolist(),
-            },
-        )
+        metrics = {
+            "correct": result.correct,
+            "final_loss": result.losses[-1],
+            "probabilities": result.probabilities.round(4).tolist(),
+        }
+        finish(run_, config, metrics, epochs)
     return run_, result
 
 
 def train_keras(run: Run, hidden: int, epochs: int, lr: float, seed: int, steps_per_epoch: int = 50) -> XorResult:
     """Adam on the four points; an epoch is ``steps_per_epoch`` full-batch steps in one compiled call."""
     from kerasdojo import backend, networks
-    from kerasdojo.supervised.fit import epoch_tensorboard, save_model
+    from kerasdojo.supervised.fit import epoch_tensorboard
 
     backend.seed_everything(seed)
     keras = backend.keras()
@@ -99,7 +99,7 @@ def train_keras(run: Run, hidden: int, epochs: int, lr: float, seed: int, steps_
         x, y, batch_size=len(X), epochs=epochs, shuffle=False, verbose=0, callbacks=[epoch_tensorboard(run.path)]
     )
     probs = model.predict(X, verbose=0).reshape(-1)
-    save_model(model, run.path / "model.keras")
+    save_keras_model(model, run.path / "model.keras")
     return XorResult(probs, [float(v) for v in history.history["loss"]])
 
 

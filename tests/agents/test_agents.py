@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from kerasdojo.agents import trainer
+from kerasdojo.agents import session as trainer
 from kerasdojo.cli import app
 from kerasdojo.errors import DojoError, Interrupted
-from kerasdojo.runs import load_arrays, read_progress
+from kerasdojo.files import load_arrays
+from kerasdojo.runs import read_progress
 from tests.test_runs import read_events
 
 runner = CliRunner()
@@ -87,12 +88,12 @@ def test_smoke_each_agent_and_action_space(runs_dir, env, agent) -> None:
     arrays, meta = load_arrays(ckpt)
     assert meta["step"] >= 512 and meta["agent"] == agent
     result = trainer.evaluate_run(run, episodes=2)  # loads from the run directory alone
-    assert result["episodes"] == 2
+    assert result.result.episodes == 2
     if agent == "random":
         assert "policy.keras" not in names
         return
     policy = keras.models.load_model(run / "policy.keras")  # plain Keras, no kerasdojo objects
-    session_agent = trainer.build_agent(agent, trainer._open_rl_run(run)[2], _env(env), 0)
+    session_agent = trainer.build_agent(agent, trainer.open_run(run)[2], _env(env), 0)
     session_agent.load_state(*load_arrays(run / "agent.npz"))
     obs = _env(env).obs
     np.testing.assert_allclose(policy(obs).numpy(), session_agent.policy_model()(obs).numpy(), atol=1e-5)
@@ -127,7 +128,7 @@ def press_ctrl_c_at(session: trainer.Session, at_step: int) -> None:
 
     def learn_then_interrupt(env, step, total):
         out = learn(env, step, total)
-        if step + out[0] >= at_step and not session._stop:
+        if step + out[0] >= at_step and not session.state.stop:
             os.kill(os.getpid(), signal.SIGINT)
         return out
 
@@ -161,9 +162,9 @@ def test_interrupt_checkpoints_and_resume_continues_the_curve(runs_dir) -> None:
     assert resumed.agent.buffer.size == saved_replay
     assert int(resumed.agent.opt.iterations.numpy()) == saved_iterations
     assert resumed.agent.rng.bit_generator.state == meta["rng/numpy"]
-    assert resumed.state["best_eval"] == meta["best_eval"]  # the best agent is not forgotten
+    assert resumed.state.best_eval == meta["best_eval"] is not None  # the best agent is not forgotten
     summary = resumed.train()
-    assert summary["steps"] == 2048
+    assert summary.steps == 2048
     steps = [int(r["time/total_timesteps"]) for r in read_progress(run / "progress.csv")]
     assert steps == sorted(steps) and steps[-1] == 2048 and steps[0] <= 1024
     assert max(b - a for a, b in zip(steps, steps[1:], strict=False)) <= 1024  # no gap at the resume point
@@ -183,14 +184,14 @@ def test_resume_with_more_steps_and_when_done(runs_dir) -> None:
 
 def test_eval_prefers_a_newer_checkpoint_to_a_stale_final_agent(runs_dir) -> None:
     run = train(runs_dir, "CartPole-v1", "ppo", 512)
-    assert trainer.evaluate_run(run, episodes=1)["source"] == "final agent"
+    assert trainer.evaluate_run(run, episodes=1).source == "final agent"
     session = trainer.resume(run, total_steps=4096)  # trained further, then interrupted
     press_ctrl_c_at(session, 1024)
     with pytest.raises(Interrupted):
         session.train()
     step = session.run.checkpoints()[-1][0]
     assert step >= 1024
-    assert trainer.evaluate_run(run, episodes=1)["source"] == f"checkpoint at step {step:,}"
+    assert trainer.evaluate_run(run, episodes=1).source == f"checkpoint at step {step:,}"
 
 
 def test_same_seed_same_evaluation(runs_dir) -> None:

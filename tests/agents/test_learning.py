@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from kerasdojo.agents import trainer
+from kerasdojo.agents import session as trainer
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def test_cartpole_preset_reaches_475(runs_dir, agent) -> None:
     # The 20-episode deterministic evaluation reaches 475 during training (kept as the best agent)...
     assert result["best_mean_reward"] >= 475, result
     best = trainer.evaluate_run(session.run.path, episodes=20, seed=123, best=True)
-    assert best["mean_reward"] >= 475, best  # ...and the kept agent holds it on new episodes.
+    assert best.result.mean_reward >= 475, best  # ...and the kept agent holds it on new episodes.
     if agent == "ppo":
         assert result["mean_reward"] >= 475, result  # PPO's final agent too
 
@@ -35,7 +35,7 @@ def test_pendulum_ppo_clearly_beats_random(runs_dir) -> None:
     random_session = trainer.start(
         trainer.TrainSpec("Pendulum-v1", "random", seed=0, total_steps=2000, eval_every=0, eval_episodes=20), runs_dir
     )
-    random_score = random_session.train()["eval"]["mean_reward"]
+    random_score = random_session.train().eval.mean_reward
     ppo = run_preset(runs_dir, "Pendulum-v1", "ppo", eval_every=0)
     score = json.loads((ppo.run.path / "eval.json").read_text())["mean_reward"]
     assert random_score < -1000  # sanity: random swings lose about 1,200 per episode

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasdojo import envs
+from kerasdojo import config, envs
 from kerasdojo.envs.wrappers import Normalizer, RunningMeanStd
 from kerasdojo.errors import DojoError
 
@@ -74,7 +74,7 @@ def test_missing_optional_extra_names_the_extra() -> None:
 
 
 def test_parse_env_kwargs_types() -> None:
-    assert envs.parse_env_kwargs(["a=1", "b=0.5", "c=true", "d=hello", "e=[1, 2]", "f=none"]) == {
+    assert config.parse_kwargs(["a=1", "b=0.5", "c=true", "d=hello", "e=[1, 2]", "f=none"]) == {
         "a": 1,
         "b": 0.5,
         "c": True,
@@ -83,7 +83,7 @@ def test_parse_env_kwargs_types() -> None:
         "f": None,
     }
     with pytest.raises(DojoError, match="key=value"):
-        envs.parse_env_kwargs(["oops"])
+        config.parse_kwargs(["oops"])
 
 
 def test_describe_cartpole() -> None:
@@ -91,8 +91,10 @@ def test_describe_cartpole() -> None:
     assert d["action space"] == "Discrete(2)"
     assert d["observation space"].startswith("Box(4,) float32 low=[-4.8, -inf, -0.419, -inf]")
     assert d["reward threshold"] == 475.0 and d["max episode steps"] == 500
-    assert set(d["kerasdojo agents"].split(", ")) == {"ppo", "dqn", "random"}
-    assert "dqn" not in envs.describe("Pendulum-v1")["kerasdojo agents"]
+    from kerasdojo.agents import fitting_agents
+
+    assert set(fitting_agents(*envs.spaces_of("CartPole-v1"))) == {"ppo", "dqn", "random"}
+    assert "dqn" not in fitting_agents(*envs.spaces_of("Pendulum-v1"))
 
 
 def test_list_envs_groups_and_filters() -> None:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kerasdojo.cli import app
-from tests.test_runs import read_events, scalars
+from tests.test_runs import image_tags, scalars
 
 runner = CliRunner()
 
@@ -80,7 +80,7 @@ def test_mnist_from_idx_folder_writes_a_full_run(runs_dir, idx_folder) -> None:
     train_curve = scalars(run / "train", "epoch_loss")
     val_curve = scalars(run / "validation", "epoch_accuracy")
     assert len(train_curve) == 3 and len(val_curve) == 3
-    images = read_events(run).Tags()["images"]
+    images = image_tags(run)
     assert "test/samples" in images and "test/confusion_matrix" in images
 
 

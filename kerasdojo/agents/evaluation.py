@@ -1,0 +1,74 @@
+"""Deterministic evaluation: exactly N episodes spread over a vector env, with the env's own rewards."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+MAX_EVAL_ENVS = 16
+EVAL_MAX_EPISODE_STEPS = 100_000  # an env without a time limit counts as ended here
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+    """Mean and spread of the returns of ``episodes`` evaluation episodes."""
+
+    mean_reward: float
+    std_reward: float
+    mean_ep_length: float
+    episodes: int
+
+    @classmethod
+    def of(cls, returns: list[float], lengths: list[int]) -> EvalResult:
+        nan = float("nan")
+        return cls(
+            mean_reward=float(np.mean(returns)) if returns else nan,
+            std_reward=float(np.std(returns)) if returns else nan,
+            mean_ep_length=float(np.mean(lengths)) if lengths else nan,
+            episodes=len(returns),
+        )
+
+    def scalars(self) -> dict[str, float]:
+        """SB3's TensorBoard tags for an evaluation."""
+        return {
+            "eval/mean_reward": self.mean_reward,
+            "eval/std_reward": self.std_reward,
+            "eval/mean_ep_length": self.mean_ep_length,
+        }
+
+
+def evaluate(
+    agent: Any, env: Any, episodes: int, seed: int, deterministic: bool = True, stop: Callable[[], bool] | None = None
+) -> tuple[list[float], list[int]]:
+    """Run exactly ``episodes`` episodes spread over the envs of ``env``; returns and lengths.
+
+    ``agent`` needs only ``act(obs, deterministic)``. The env is reset with
+    ``seed`` first, so every evaluation of a run starts from the same initial
+    states. Rewards are the env's own (no normalisation). ``stop()`` returning
+    True ends the evaluation early (Ctrl-C), with fewer episodes.
+    """
+    obs = env.reset(seed=seed)
+    n = env.num_envs
+    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    counts = np.zeros(n, np.int64)
+    ep_return, ep_length = np.zeros(n), np.zeros(n, np.int64)
+    returns: list[float] = []
+    lengths: list[int] = []
+    while (counts < quota).any():
+        if stop is not None and stop():
+            break
+        obs, reward, terminated, truncated, was_reset = env.step(agent.act(obs, deterministic))
+        valid = ~was_reset
+        ep_return += reward * valid
+        ep_length += valid
+        done = np.logical_or(terminated, truncated) | (ep_length >= EVAL_MAX_EPISODE_STEPS)
+        for i in np.flatnonzero(done & (counts < quota)):
+            returns.append(float(ep_return[i]))
+            lengths.append(int(ep_length[i]))
+            counts[i] += 1
+        ep_return[done] = 0.0
+        ep_length[done] = 0
+    return returns, lengths

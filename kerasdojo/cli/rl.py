@@ -1,0 +1,257 @@
+"""Commands for environments, agents, training, evaluation, and TensorBoard."""
+
+from __future__ import annotations
+
+import platform
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kerasdojo import __version__
+from kerasdojo.agents import AGENT_NAMES
+from kerasdojo.cli.common import RUNS_DIR, RunsDir, app, console, warn
+from kerasdojo.errors import DojoError
+
+AgentName = Enum("AgentName", {name: name for name in AGENT_NAMES}, type=str)  # type: ignore[misc]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+
+
+# --------------------------------------------------------------------------- info / tensorboard
+
+
+@app.command()
+def info() -> None:
+    """Versions of kerasdojo and its stack, and the devices TensorFlow sees."""
+    from rich.table import Table
+
+    from kerasdojo import backend
+
+    tf = backend.tf()
+    keras = backend.keras()
+    import gymnasium
+    import numpy
+
+    out = console()
+    table = Table(title="kerasdojo", show_header=False)
+    for name, version in (
+        ("kerasdojo", __version__),
+        ("Python", platform.python_version()),
+        ("TensorFlow", tf.__version__),
+        ("Keras", f"{keras.__version__} (backend: {keras.backend.backend()})"),
+        ("Gymnasium", gymnasium.__version__),
+        ("NumPy", numpy.__version__),
+        ("Platform", f"{platform.system()} {platform.machine()}"),
+        ("Built with CUDA", str(tf.test.is_built_with_cuda())),
+    ):
+        table.add_row(name, version)
+    out.print(table)
+    devices = Table(title="Devices TensorFlow sees")
+    for column in ("name", "type", "details"):
+        devices.add_column(column)
+    gpus = 0
+    for dev in backend.devices():
+        details = ", ".join(f"{k}: {v}" for k, v in dev.items() if k not in ("name", "type"))
+        devices.add_row(dev["name"], dev["type"], details)
+        gpus += dev["type"] == "GPU"
+    out.print(devices)
+    if not gpus:
+        out.print("No GPU visible to TensorFlow: training runs on the CPU.")
+
+
+@app.command()
+def tensorboard(
+    logdir: Annotated[Path, typer.Option("--logdir", help="Folder of runs to show.")] = Path(RUNS_DIR),
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.", min=1, max=65535)] = 6006,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (0.0.0.0 for all).")] = "localhost",
+) -> None:
+    """Start TensorBoard on the runs folder and print its URL (Ctrl-C stops it)."""
+    from kerasdojo.tensorboard import serve
+
+    serve(logdir, port, host, echo=typer.echo)
+
+
+# --------------------------------------------------------------------------- environments and agents
+
+
+@app.command()
+def envs(
+    name: Annotated[str | None, typer.Argument(help="An environment id to describe, or a filter for the list.")] = None,
+) -> None:
+    """List registered Gymnasium environments, or describe one (spaces, limits, fitting agents)."""
+    from rich.table import Table
+
+    from kerasdojo import envs as envs_mod
+    from kerasdojo.agents import fitting_agents
+
+    out = console()
+    if name and envs_mod.is_registered(name):
+        table = Table(title=name, show_header=False)
+        for key, value in envs_mod.describe(name).items():
+            table.add_row(key, str(value))
+        table.add_row("kerasdojo agents", ", ".join(fitting_agents(*envs_mod.spaces_of(name))) or "none")
+        out.print(table)
+        return
+    groups = envs_mod.list_envs(name)
+    if not groups:
+        raise DojoError(f"No registered environment matches {name!r}", hint="run kerasdojo envs to see them all")
+    for group, ids in groups.items():
+        out.print(f"[bold]===== {group} =====[/bold]")
+        out.print("  ".join(ids), soft_wrap=False)
+    out.print(f"\n{sum(len(v) for v in groups.values())} environments. Describe one: kerasdojo envs CartPole-v1")
+
+
+@app.command()
+def agents(
+    name: Annotated[AgentName | None, typer.Argument(help="An agent whose hyperparameters to list.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Also show the preset values for this environment.")] = None,
+) -> None:
+    """List the agents, or every hyperparameter of one (type, default, preset, help): what --set accepts."""
+    from rich.table import Table
+
+    from kerasdojo.agents import REGISTRY
+
+    out = console()
+    if name is None:
+        table = Table(title="Agents")
+        for column in ("name", "action spaces", "description"):
+            table.add_column(column)
+        for agent in REGISTRY.values():
+            table.add_row(agent.name, ", ".join(agent.action_spaces), agent.summary)
+        out.print(table)
+        out.print("Hyperparameters of one: kerasdojo agents ppo [--env CartPole-v1]")
+        return
+    from kerasdojo import config as config_mod
+    from kerasdojo.agents import presets
+
+    agent = name.value if isinstance(name, Enum) else str(name)
+    preset = presets.preset(agent, env) if env else {}
+    table = Table(title=f"{agent} hyperparameters (--set key=value)")
+    for column in ("key", "type", "default", *([f"preset for {env}"] if env else [])):
+        table.add_column(column, no_wrap=True)
+    table.add_column("help", ratio=1)
+    for field in config_mod.describe(REGISTRY[agent].load().Config):
+        cells = [field.name, field.type_name, field.shown(field.default)]
+        if env:
+            cells.append(field.shown(preset[field.name]) if field.name in preset else "")
+        table.add_row(*cells, field.help)
+    out.print(table)
+    if env and not preset:
+        out.print(f"No {agent} preset for {env}: the defaults apply. Presets: {presets.envs_with_preset(agent)}")
+
+
+# --------------------------------------------------------------------------- RL: train / eval / resume
+
+
+@app.command(no_args_is_help=True)
+def train(
+    env: Annotated[str, typer.Argument(help="A registered Gymnasium id (CartPole-v1) or module:Class.")],
+    agent: Annotated[AgentName, typer.Option("--agent", "-a", help="Algorithm.")] = "ppo",  # type: ignore[assignment]
+    steps: Annotated[int | None, typer.Option("--steps", "-n", help="Total env steps [default: preset's].")] = None,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed for networks, envs and sampling.")] = 0,
+    n_envs: Annotated[int | None, typer.Option("--n-envs", help="Parallel envs [default: preset's].")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a hyperparameter: key=value (repeatable; see kerasdojo agents NAME)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML file of hyperparameters.")] = None,
+    env_kwargs: Annotated[
+        list[str] | None, typer.Option("--env-kwargs", help="Keyword for gymnasium.make: key=value (repeatable).")
+    ] = None,
+    async_envs: Annotated[bool, typer.Option("--async", help="Step envs in subprocesses.")] = False,
+    runs_dir: RunsDir = Path(RUNS_DIR),
+    eval_every: Annotated[
+        int, typer.Option("--eval-every", help="Evaluate every N steps (0: only at the end).")
+    ] = 10_000,
+    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per evaluation.", min=1)] = 10,
+    save_every: Annotated[
+        int, typer.Option("--save-every", help="Checkpoint every N steps (0: only at the end).")
+    ] = 50_000,
+    video: Annotated[bool, typer.Option("--video", help="Record the final evaluation episode (GIF).")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train an agent; logs go to TensorBoard, the agent and its evaluation into the run directory."""
+    from kerasdojo import config as config_mod
+    from kerasdojo.agents import session
+
+    overrides: dict[str, Any] = config_mod.load_toml(config) if config is not None else {}
+    overrides.update(config_mod.parse_pairs(set_ or [], "--set"))
+    spec = session.TrainSpec(
+        env_id=env,
+        agent=agent.value if isinstance(agent, Enum) else str(agent),
+        seed=seed,
+        total_steps=steps,
+        n_envs=n_envs,
+        overrides=overrides,
+        env_kwargs=config_mod.parse_kwargs(env_kwargs or [], "--env-kwargs"),
+        async_envs=async_envs,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        save_every=save_every,
+        video=video,
+    )
+    _run_training(session.start(spec, runs_dir), quiet)
+
+
+@app.command(no_args_is_help=True)
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by kerasdojo train.")],
+    steps: Annotated[int | None, typer.Option("--steps", "-n", help="New total env steps for the run.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Continue a run from its last good checkpoint (same curves, optimizer, buffer, RNG states)."""
+    from kerasdojo.agents import session
+
+    _run_training(session.resume(run_dir, steps, warn=warn), quiet)
+
+
+def _run_training(session: Any, quiet: bool) -> None:
+    from kerasdojo.progress import TrainingProgress
+
+    out = console()
+    out.print(f"[bold]{session.title}[/bold]  ->  {session.run.path}")
+    with TrainingProgress(session.state.total_steps, session.state.step, console=out, disable=quiet) as bar:
+        summary = session.train(bar.report)
+    final = summary.eval
+    out.print(
+        f"Done: {summary.steps:,} steps in {summary.seconds:.1f} s ({summary.fps:,.0f} steps/s). "
+        f"Final evaluation over {final.episodes} episodes: {final.mean_reward:.2f} ± {final.std_reward:.2f}"
+    )
+    if summary.best_eval is not None and summary.best_eval > final.mean_reward:
+        out.print(
+            f"Best evaluation: {summary.best_eval:.2f} at step {summary.best_step:,} "
+            "(kept as best_agent.npz / best_policy.keras; kerasdojo eval RUN --best)"
+        )
+    out.print(f"Run directory: {summary.run_dir}")
+    if summary.video:
+        out.print(f"Video: {summary.video}")
+    out.print(f"Watch the curves: kerasdojo tensorboard --logdir {summary.run_dir.parent}")
+
+
+@app.command(name="eval", no_args_is_help=True)
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by kerasdojo train.")],
+    episodes: Annotated[int, typer.Option("--episodes", "-e", help="Episodes to run.", min=1)] = 10,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed for the evaluation envs.")] = 1000,
+    video: Annotated[Path | None, typer.Option("--video", help="Record the first episode to a .gif or .mp4.")] = None,
+    render: Annotated[bool, typer.Option("--render", help="Show the episodes in a window (needs a display).")] = False,
+    stochastic: Annotated[
+        bool, typer.Option("--stochastic", help="Sample actions instead of the greedy policy.")
+    ] = False,
+    best: Annotated[bool, typer.Option("--best", help="Use the agent of the best evaluation during training.")] = False,
+) -> None:
+    """Evaluate a trained agent from its run directory alone; prints mean ± std return."""
+    from kerasdojo.agents import session
+
+    done = session.evaluate_run(
+        run_dir, episodes, seed, video=video, render=render, deterministic=not stochastic, best=best, warn=warn
+    )
+    r = done.result
+    out = console()
+    out.print(
+        f"{done.env_id} / {done.agent} ({done.source}): mean return {r.mean_reward:.2f} ± {r.std_reward:.2f} "
+        f"over {r.episodes} episodes (mean length {r.mean_ep_length:.1f})"
+    )
+    if done.video:
+        out.print(f"Video: {done.video}")
