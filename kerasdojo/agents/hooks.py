@@ -64,6 +64,8 @@ class LogHook(Hook):
         self.last = state.step
 
     def on_step(self, state: LoopState) -> None:
+        if state.step >= state.total_steps:  # on_end writes the last row, evaluation included
+            return
         if state.step - self.last >= self.interval:
             state.row = {**self.session.env.stats(), **state.metrics, **state.row}
         if state.row:
@@ -94,7 +96,8 @@ class CheckpointHook(Hook):
         self.session, self.every = session, every
 
     def on_step(self, state: LoopState) -> None:
-        self.session.save_checkpoint()
+        if state.step < state.total_steps:  # on_end writes the last one
+            self.session.save_checkpoint()
 
     def on_end(self, state: LoopState) -> None:
         self.session.save_checkpoint()

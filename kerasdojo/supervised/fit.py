@@ -240,12 +240,13 @@ def confusion_image(matrix: np.ndarray, cell: int = 24) -> np.ndarray:
 def log_images(
     run: Run, x: np.ndarray, y: np.ndarray, pred: np.ndarray, matrix: np.ndarray, step: int, split: str
 ) -> None:
-    """Sample images (with labels and predictions as text) and the confusion matrix."""
+    """Sample images (with labels and predictions as text) and the confusion matrix (as an image
+    and as a table). A tag belongs to one TensorBoard plugin, so the texts have tags of their own."""
     writer = run.writer
     k = min(32, len(x))
     writer.image(f"{split}/samples", image_grid(x[:k]), step)
     writer.text(
-        f"{split}/samples",
+        f"{split}/samples_labels",
         "Row by row, label -> prediction: " + ", ".join(f"{a}->{b}" for a, b in zip(y[:k], pred[:k], strict=True)),
         step,
     )
@@ -253,7 +254,7 @@ def log_images(
     header = "|true \\ pred|" + "|".join(str(i) for i in range(len(matrix))) + "|"
     lines = [header, "|" + "-|" * (len(matrix) + 1)]
     lines += [f"|{i}|" + "|".join(str(v) for v in row) + "|" for i, row in enumerate(matrix)]
-    writer.text(f"{split}/confusion_matrix", "\n".join(lines), step)
+    writer.text(f"{split}/confusion_matrix_counts", "\n".join(lines), step)
     writer.flush()
 
 
