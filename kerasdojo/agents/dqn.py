@@ -74,8 +74,11 @@ class DQN(Agent):
         self.q = q_network("q")
         self.q_target = q_network("q_target")
         self.q_target.set_weights(self.q.get_weights())
-        self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
+        self.opt = keras.optimizers.Adam(
+            learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps, global_clipnorm=cfg.max_grad_norm
+        )
         self.opt.build(self.q.trainable_variables)
+        self.huber = keras.losses.Huber(delta=1.0)  # SB3's smooth L1 loss
         check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype)
         self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
         self.forward = Forward([self.q], fast=cfg.fast_act)
@@ -201,12 +204,8 @@ class DQN(Agent):
             with tf.GradientTape() as tape:
                 q_all = self.q(o, training=True)
                 q = tf.gather(q_all, tf.cast(a, tf.int32), batch_dims=1)
-                error = target - q
-                abs_error = tf.abs(error)
-                loss = tf.reduce_mean(tf.where(abs_error < 1.0, 0.5 * error**2, abs_error - 0.5))  # Huber
-            grads = tape.gradient(loss, variables)
-            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
-            self.opt.apply(grads, variables)
+                loss = self.huber(target, q)
+            self.opt.apply(tape.gradient(loss, variables), variables)  # clipped by the optimizer's global_clipnorm
             loss_sum += loss
             q_sum += tf.reduce_mean(q)
         count = tf.cast(tf.maximum(k, 1), tf.float32)

@@ -88,7 +88,9 @@ class PPO(Agent):
         self.train_vars = [*self.pi.trainable_variables, *self.vf.trainable_variables]
         if self.log_std is not None:
             self.train_vars.append(self.log_std)
-        self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
+        self.opt = keras.optimizers.Adam(
+            learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps, global_clipnorm=cfg.max_grad_norm
+        )
         self.opt.build(self.train_vars)
         self.forward = Forward([self.pi, self.vf], fast=cfg.fast_act)
         self._update = compiled(self._update_step, cfg.jit_compile)
@@ -266,9 +268,7 @@ class PPO(Agent):
             approx_kl = tf.reduce_sum(weight * ((ratio - 1.0) - log_ratio))
             if cfg.target_kl > 0 and approx_kl > 1.5 * cfg.target_kl:
                 break
-            grads = tape.gradient(loss, self.train_vars)
-            grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
-            self.opt.apply(grads, self.train_vars)
+            self.opt.apply(tape.gradient(loss, self.train_vars), self.train_vars)  # global_clipnorm clips
             clip_fraction = tf.reduce_sum(weight * tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
             sums = {
                 "policy_gradient_loss": sums["policy_gradient_loss"] + pg_loss,
