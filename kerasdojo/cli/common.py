@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,6 +57,11 @@ def _root(
     ] = False,
 ) -> None:
     """kerasdojo: a terminal sandbox for training Keras agents."""
+
+
+def choices(name: str, *values: str) -> Any:
+    """A ``str`` Enum of ``values`` for a Typer option or argument with fixed choices."""
+    return Enum(name, {v: v for v in values}, type=str)
 
 
 def console() -> Any:

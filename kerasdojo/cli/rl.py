@@ -11,10 +11,10 @@ import typer
 
 from kerasdojo import __version__
 from kerasdojo.agents import AGENT_NAMES
-from kerasdojo.cli.common import RUNS_DIR, RunsDir, app, console, warn
+from kerasdojo.cli.common import RUNS_DIR, RunsDir, app, choices, console, warn
 from kerasdojo.errors import DojoError
 
-AgentName = Enum("AgentName", {name: name for name in AGENT_NAMES}, type=str)  # type: ignore[misc]
+AgentName = choices("AgentName", *AGENT_NAMES)
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from kerasdojo.cli.common import CONTEXT, RUNS_DIR, RunsDir, app, console
+from kerasdojo.cli.common import CONTEXT, RUNS_DIR, RunsDir, app, choices, console
 
 supervised_app = typer.Typer(
     help="Supervised baselines: XOR, MNIST / Fashion-MNIST, digits from an image folder.",
@@ -18,36 +17,21 @@ supervised_app = typer.Typer(
 app.add_typer(supervised_app, name="supervised")
 
 
-class ModelKind(str, Enum):
-    mlp = "mlp"
-    cnn = "cnn"
+ModelKind = choices("ModelKind", "mlp", "cnn")
+DatasetName = choices("DatasetName", "mnist", "fashion")
+ShowDataset = choices("ShowDataset", "mnist", "fashion", "digits")
+LrSchedule = choices("LrSchedule", "cosine", "constant")
+XorImpl = choices("XorImpl", "keras", "numpy")
+Optimizer = choices("Optimizer", "adam", "rmsprop", "sgd")
 
-
-class DatasetName(str, Enum):
-    mnist = "mnist"
-    fashion = "fashion"
-
-
-class ShowDataset(str, Enum):
-    mnist = "mnist"
-    fashion = "fashion"
-    digits = "digits"
-
-
-class LrSchedule(str, Enum):
-    cosine = "cosine"
-    constant = "constant"
-
-
-class XorImpl(str, Enum):
-    keras = "keras"
-    numpy = "numpy"
-
-
-class Optimizer(str, Enum):
-    adam = "adam"
-    rmsprop = "rmsprop"
-    sgd = "sgd"
+# The training options of every classifier task (mnist, digits).
+Epochs = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Minibatch size.")]
+LearningRate = Annotated[float, typer.Option("--lr", help="Learning rate.")]
+OptimizerOption = Annotated[Optimizer, typer.Option("--optimizer", help="adam, rmsprop or sgd.")]
+ScheduleOption = Annotated[
+    LrSchedule, typer.Option("--lr-schedule", help="cosine: decay to 0 over training; or constant.")
+]
 
 
 @supervised_app.command()
@@ -83,13 +67,11 @@ def mnist(
     data: Annotated[
         Path | None, typer.Option("--data", help="A Keras-format .npz or a folder of the four IDX files.")
     ] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 20,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Minibatch size.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
-    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="adam, rmsprop or sgd.")] = Optimizer.adam,
-    lr_schedule: Annotated[
-        LrSchedule, typer.Option("--lr-schedule", help="cosine: decay to 0 over training; or constant.")
-    ] = LrSchedule.cosine,
+    epochs: Epochs = 20,
+    batch_size: BatchSize = 128,
+    lr: LearningRate = 1e-3,
+    optimizer: OptimizerOption = Optimizer.adam,
+    lr_schedule: ScheduleOption = LrSchedule.cosine,
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N training images.")] = None,
     val_split: Annotated[
         float, typer.Option("--val-split", help="Hold out this fraction for validation (0: validate on test).")
@@ -122,13 +104,11 @@ def digits(
     data: Annotated[Path, typer.Option("--data", help="Folder with train.csv, optional test.csv and Images/.")],
     images: Annotated[Path | None, typer.Option("--images", help="Folder of the images, if elsewhere.")] = None,
     model: Annotated[ModelKind, typer.Option("--model", "-m", help="mlp or cnn.")] = ModelKind.mlp,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 20,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Minibatch size.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
-    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="adam, rmsprop or sgd.")] = Optimizer.adam,
-    lr_schedule: Annotated[
-        LrSchedule, typer.Option("--lr-schedule", help="cosine: decay to 0 over training; or constant.")
-    ] = LrSchedule.cosine,
+    epochs: Epochs = 20,
+    batch_size: BatchSize = 128,
+    lr: LearningRate = 1e-3,
+    optimizer: OptimizerOption = Optimizer.adam,
+    lr_schedule: ScheduleOption = LrSchedule.cosine,
     val_split: Annotated[float, typer.Option("--val-split", help="Stratified validation fraction.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", "-s")] = 0,
     runs_dir: RunsDir = Path(RUNS_DIR),

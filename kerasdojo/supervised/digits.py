@@ -67,19 +67,8 @@ def run(cfg: DigitsConfig, runs_dir: str | Path = "runs", quiet: bool = False) -
         "input": "28x28 grayscale, pixels / 255",
     }
     with fit.new_run(runs_dir, ("digits", cfg.model, f"s{cfg.seed}"), config) as run_:
-        result = fit.fit_classifier(
-            model,
-            run_,
-            (x[train_idx], y[train_idx]),
-            (x[val_idx], y[val_idx]),
-            None,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            optimizer=fit.make_optimizer(
-                cfg.optimizer, cfg.lr, cfg.lr_schedule, fit.steps_for(len(train_idx), cfg.batch_size, cfg.epochs)
-            ),
-            quiet=quiet,
-        )
+        train, val = (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
+        result = fit.fit_classifier(model, run_, train, val, None, cfg, quiet=quiet)
         if dataset.test is not None and len(dataset.test.x):
             labels, _ = fit.predict_labels(model, dataset.test.x)
             write_predictions(run_.path / "predictions.csv", dataset.test.names or [], labels)

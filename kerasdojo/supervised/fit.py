@@ -94,20 +94,23 @@ def fit_classifier(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray] | None,
     test: tuple[np.ndarray, np.ndarray] | None,
+    cfg: Any,
     *,
-    epochs: int,
-    batch_size: int,
-    optimizer: Any,
     quiet: bool = False,
     callbacks: list[Any] | None = None,
 ) -> FitResult:
     """Compile and fit ``model``; evaluate, log images and save ``model.keras``.
+
+    ``cfg`` is the task's config: ``epochs``, ``batch_size``, ``optimizer``, ``lr``, ``lr_schedule``.
 
     The caller writes ``metrics.json`` last: its presence marks a finished run.
 
     Inputs are uint8 images and integer labels; validation curves use ``val``
     (falling back to ``test`` when ``val`` is None, as the classic Keras baselines do).
     """
+    epochs, batch_size = cfg.epochs, cfg.batch_size
+    total_steps = steps_for(len(train[0]), batch_size, epochs)
+    optimizer = make_optimizer(cfg.optimizer, cfg.lr, cfg.lr_schedule, total_steps)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x_train, y_train = to_inputs(train[0]), train[1]
     val_data = val if val is not None else test

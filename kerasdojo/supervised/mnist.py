@@ -63,18 +63,6 @@ def run(cfg: MnistConfig, runs_dir: str | Path = "runs", quiet: bool = False) ->
         "input": "28x28 grayscale, pixels / 255",
     }
     with fit.new_run(runs_dir, (cfg.dataset, cfg.model, f"s{cfg.seed}"), config) as run_:
-        result = fit.fit_classifier(
-            model,
-            run_,
-            (x, y),
-            val,
-            test,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            optimizer=fit.make_optimizer(
-                cfg.optimizer, cfg.lr, cfg.lr_schedule, fit.steps_for(len(x), cfg.batch_size, cfg.epochs)
-            ),
-            quiet=quiet,
-        )
+        result = fit.fit_classifier(model, run_, (x, y), val, test, cfg, quiet=quiet)
         fit.finish(run_, config, result.metrics, cfg.epochs)
     return run_, result
