@@ -91,7 +91,7 @@ def test_untimed_hooks_do_not_count_as_training_time() -> None:
     for timed, expect_slow in ((False, False), (True, True)):
         state = loop.LoopState(step=0, total_steps=4)
         loop.run(StubAgent(per_call=1), None, state, [Slow(timed)])
-        assert (state.train_seconds >= 0.2) is expect_slow, (timed, state.train_seconds)
+        assert (state.train_seconds >= 0.15) is expect_slow, (timed, state.train_seconds)  # 4 sleeps: 0.2 s
         assert state.session_seconds == state.train_seconds
 
 
