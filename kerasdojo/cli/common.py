@@ -67,7 +67,7 @@ def choices(name: str, *values: str) -> Any:
 def console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, soft_wrap=True)  # a long line in a log stays one line
 
 
 def warn(message: str) -> None:
