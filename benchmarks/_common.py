@@ -80,3 +80,151 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- learning benchmarks
+
+
+def kerasdojo_run(
+    env_id: str,
+    algo: str,
+    seed: int,
+    eval_every: int,
+    eval_episodes: int,
+    threshold: float,
+    final_episodes: int,
+    final_seed: int,
+    total_steps: int | None = None,
+) -> dict:
+    """Train kerasdojo's preset for (algo, env) and report when its periodic deterministic
+    evaluation first reached ``threshold`` (step and training seconds), steps/s and a final evaluation."""
+    import tempfile
+
+    from kerasdojo.agents import session as sessions
+    from kerasdojo.runs import read_progress
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = sessions.TrainSpec(
+            env_id,
+            algo,
+            seed=seed,
+            total_steps=total_steps,
+            eval_every=eval_every,
+            eval_episodes=eval_episodes,
+            save_every=0,
+        )
+        session = sessions.start(spec, tmp)
+        summary = session.train()
+        rows = read_progress(session.run.path / "progress.csv")
+        final = sessions.evaluate_run(session.run.path, episodes=final_episodes, seed=final_seed).result
+    reached_step = reached_seconds = None
+    for row in rows:
+        if row.get("eval/mean_reward") and float(row["eval/mean_reward"]) >= threshold:
+            reached_step, reached_seconds = int(row["time/total_timesteps"]), float(row["time/train_seconds"])
+            break
+    return {
+        "steps": summary.steps,
+        "train_seconds": summary.train_seconds_total,
+        "fps": summary.steps / summary.train_seconds_total,
+        "solve_step": reached_step,
+        "solve_seconds": reached_seconds,
+        "final_mean": final.mean_reward,
+        "final_std": final.std_reward,
+        "evals": [float(r["eval/mean_reward"]) for r in rows if r.get("eval/mean_reward")],
+    }
+
+
+def vector_eval(env_id: str, predict, episodes: int, seed: int) -> tuple[float, float]:
+    """Mean and std return of ``episodes`` deterministic episodes, through kerasdojo's own
+    evaluation loop and vector env, so that every library is evaluated the same way."""
+    from kerasdojo.agents.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
+    from kerasdojo.envs import make_vec
+
+    class Policy:
+        def act(self, obs, deterministic=True):
+            return predict(obs)
+
+    env = make_vec(env_id, min(episodes, MAX_EVAL_ENVS), seed=seed)
+    try:
+        result = EvalResult.of(*evaluate(Policy(), env, episodes, seed))
+    finally:
+        env.close()
+    return result.mean_reward, result.std_reward
+
+
+def sb3_learn(
+    model,
+    env_id: str,
+    total: int,
+    seed: int,
+    eval_every: int,
+    eval_episodes: int,
+    threshold: float,
+    final_episodes: int,
+    eval_seed: int,
+    final_seed: int,
+) -> dict:
+    """``model.learn(total)`` with an evaluation every ``eval_every`` steps through :func:`vector_eval`,
+    reporting the same figures as :func:`kerasdojo_run` (training seconds exclude evaluation)."""
+    import time
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    def predict(obs):
+        return model.predict(obs, deterministic=True)[0]
+
+    class Evaluate(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_eval, self.eval_seconds, self.start = eval_every, 0.0, 0.0
+            self.solve_step = self.solve_seconds = None
+            self.evals: list[float] = []
+
+        def _on_training_start(self) -> None:
+            self.start = learn_start
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_eval:
+                t0 = time.perf_counter()
+                trained = t0 - self.start - self.eval_seconds  # training seconds so far
+                mean, _ = vector_eval(env_id, predict, eval_episodes, eval_seed + seed)
+                self.evals.append(mean)
+                self.eval_seconds += time.perf_counter() - t0
+                if mean >= threshold and self.solve_step is None:
+                    self.solve_step, self.solve_seconds = self.num_timesteps, trained
+                self.next_eval = (self.num_timesteps // eval_every + 1) * eval_every
+            return True
+
+    callback = Evaluate()
+    learn_start = time.perf_counter()
+    model.learn(total, callback=callback)
+    train_seconds = time.perf_counter() - learn_start - callback.eval_seconds
+    final_mean, final_std = vector_eval(env_id, predict, final_episodes, final_seed)
+    return {
+        "steps": int(model.num_timesteps),
+        "train_seconds": train_seconds,
+        "fps": model.num_timesteps / train_seconds,
+        "solve_step": callback.solve_step,
+        "solve_seconds": callback.solve_seconds,
+        "final_mean": final_mean,
+        "final_std": final_std,
+        "evals": callback.evals,
+    }
+
+
+def median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values) if values else float("nan")
+
+
+def median_solve(values: list[float | None]) -> float | None:
+    """Median over all seeds, a seed that never got there counting as never (None when the median is)."""
+    import math
+
+    m = median([math.inf if v is None else v for v in values])
+    return None if math.isinf(m) else m
+
+
+def fmt(v: float | None, spec: str = ",.0f", missing: str = "not solved") -> str:
+    return missing if v is None else format(v, spec)

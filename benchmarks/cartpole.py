@@ -24,15 +24,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, markdown_table, run_worker, today, update_section, versions  # noqa: E402
+from _common import (  # noqa: E402
+    fmt,
+    kerasdojo_run,
+    machine,
+    markdown_table,
+    median,
+    median_solve,
+    run_worker,
+    sb3_learn,
+    today,
+    update_section,
+    versions,
+)
 
 ENV_ID = "CartPole-v1"
 EVAL_EVERY = 5000
@@ -42,63 +50,15 @@ SOLVED = 475.0
 EVAL_SEED = 10_000
 
 
-# --------------------------------------------------------------------------- kerasdojo worker
+# --------------------------------------------------------------------------- workers
 
 
 def kerasdojo_worker(algo: str, seed: int) -> dict:
-    from kerasdojo.agents import session as sessions
-    from kerasdojo.runs import read_progress
-
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = sessions.TrainSpec(
-            ENV_ID, algo, seed=seed, eval_every=EVAL_EVERY, eval_episodes=EVAL_EPISODES, save_every=0
-        )
-        session = sessions.start(spec, tmp)
-        summary = session.train()
-        rows = read_progress(session.run.path / "progress.csv")
-        final = sessions.evaluate_run(session.run.path, episodes=FINAL_EPISODES, seed=EVAL_SEED + 1).result
-    solve_step = solve_seconds = None
-    for row in rows:
-        if row.get("eval/mean_reward") and float(row["eval/mean_reward"]) >= SOLVED:
-            solve_step, solve_seconds = int(row["time/total_timesteps"]), float(row["time/train_seconds"])
-            break
-    evals = [float(r["eval/mean_reward"]) for r in rows if r.get("eval/mean_reward")]
-    return {
-        "steps": summary.steps,
-        "train_seconds": summary.train_seconds_total,
-        "fps": summary.steps / summary.train_seconds_total,
-        "solve_step": solve_step,
-        "solve_seconds": solve_seconds,
-        "final_mean": final.mean_reward,
-        "final_std": final.std_reward,
-        "evals": evals,
-    }
-
-
-# --------------------------------------------------------------------------- SB3 worker
-
-
-def vector_eval(predict, episodes: int, seed: int) -> tuple[float, float]:
-    """Mean and std return of ``episodes`` deterministic episodes, through kerasdojo's own
-    evaluation loop and vector env, so both libraries are evaluated the same way."""
-    from kerasdojo.agents.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
-    from kerasdojo.envs import make_vec
-
-    class Policy:
-        def act(self, obs, deterministic=True):
-            return predict(obs)
-
-    env = make_vec(ENV_ID, min(episodes, MAX_EVAL_ENVS), seed=seed)
-    try:
-        result = EvalResult.of(*evaluate(Policy(), env, episodes, seed))
-    finally:
-        env.close()
-    return result.mean_reward, result.std_reward
+    return kerasdojo_run(ENV_ID, algo, seed, EVAL_EVERY, EVAL_EPISODES, SOLVED, FINAL_EPISODES, EVAL_SEED + 1)
 
 
 def sb3_worker(algo: str, seed: int) -> dict:
     from stable_baselines3 import DQN, PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     def linear(value: float):
@@ -144,63 +104,12 @@ def sb3_worker(algo: str, seed: int) -> dict:
         )
         total = 50_000
 
-    def predict(obs):
-        return model.predict(obs, deterministic=True)[0]
-
-    class Evaluate(BaseCallback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.next_eval, self.eval_seconds, self.start = EVAL_EVERY, 0.0, 0.0
-            self.solve_step = self.solve_seconds = None
-            self.evals: list[float] = []
-
-        def _on_training_start(self) -> None:
-            self.start = learn_start
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_eval:
-                t0 = time.perf_counter()
-                trained = t0 - self.start - self.eval_seconds  # training seconds so far
-                mean, _ = vector_eval(predict, EVAL_EPISODES, EVAL_SEED + seed)
-                self.evals.append(mean)
-                self.eval_seconds += time.perf_counter() - t0
-                if mean >= SOLVED and self.solve_step is None:
-                    self.solve_step, self.solve_seconds = self.num_timesteps, trained
-                self.next_eval = (self.num_timesteps // EVAL_EVERY + 1) * EVAL_EVERY
-            return True
-
-    callback = Evaluate()
-    learn_start = time.perf_counter()
-    model.learn(total, callback=callback)
-    train_seconds = time.perf_counter() - learn_start - callback.eval_seconds
-    final_mean, final_std = vector_eval(predict, FINAL_EPISODES, EVAL_SEED + 1)
-    return {
-        "steps": int(model.num_timesteps),
-        "train_seconds": train_seconds,
-        "fps": model.num_timesteps / train_seconds,
-        "solve_step": callback.solve_step,
-        "solve_seconds": callback.solve_seconds,
-        "final_mean": final_mean,
-        "final_std": final_std,
-        "evals": callback.evals,
-    }
+    return sb3_learn(
+        model, ENV_ID, total, seed, EVAL_EVERY, EVAL_EPISODES, SOLVED, FINAL_EPISODES, EVAL_SEED, EVAL_SEED + 1
+    )
 
 
 # --------------------------------------------------------------------------- driver
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def median_solve(values: list[float | None]) -> float | None:
-    """Median over all seeds, an unsolved seed counting as never (None when the median is)."""
-    m = median([math.inf if v is None else v for v in values])
-    return None if math.isinf(m) else m
-
-
-def fmt(v: float | None, spec: str = ",.0f") -> str:
-    return "not solved" if v is None else format(v, spec)
 
 
 def main() -> None:

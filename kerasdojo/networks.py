@@ -226,6 +226,40 @@ def value_head(gain: float = 1.0) -> list[Any]:
     return [_keras().layers.Dense(1, kernel_initializer=initializer("orthogonal", gain), name="value")]
 
 
+def fixed_linear(kernel: np.ndarray, bias: np.ndarray | None, activation: str | None, name: str) -> Any:
+    """A non-trainable Dense layer with a given kernel (and bias): a fixed linear map made
+    of a built-in layer, so that a model using it still loads with plain Keras."""
+    keras = _keras()
+    kernel = np.asarray(kernel, np.float32)
+    return keras.layers.Dense(
+        kernel.shape[1],
+        activation=activation,
+        use_bias=bias is not None,
+        trainable=False,
+        kernel_initializer=keras.initializers.Constant(kernel),
+        bias_initializer=keras.initializers.Constant(np.asarray(bias if bias is not None else 0.0, np.float32)),
+        name=name,
+    )
+
+
+def to_bounds(low: np.ndarray, high: np.ndarray) -> Any:
+    """Map actions in [-1, 1] to the Box ``[low, high]``: ``low + (a + 1) * (high - low) / 2``."""
+    low, high = np.asarray(low, np.float64).ravel(), np.asarray(high, np.float64).ravel()
+    return fixed_linear(np.diag((high - low) / 2.0), (high + low) / 2.0, None, "to_bounds")
+
+
+def squashed_gaussian_head(action_dim: int, init: str = "fan_in_uniform") -> list[Any]:
+    """Mean and log-std of a tanh-squashed Gaussian (SAC): one Dense layer with
+    ``2 * action_dim`` outputs, the means first."""
+    return [_keras().layers.Dense(2 * action_dim, kernel_initializer=initializer(init, 1.0), name="mean_log_std")]
+
+
+def deterministic_head(action_dim: int, init: str = "fan_in_uniform") -> list[Any]:
+    """Actions in [-1, 1] (TD3, DDPG): a Dense layer with tanh."""
+    keras = _keras()
+    return [keras.layers.Dense(action_dim, activation="tanh", kernel_initializer=initializer(init, 1.0), name="action")]
+
+
 def count_params(model: Any) -> int:
     return int(sum(np.prod(w.shape) for w in model.weights))
 

@@ -217,3 +217,14 @@ def compiled(fn: Callable[..., Any], jit: bool) -> Any:
     """``tf.function`` with retracing kept down; XLA when ``jit``."""
     tf = backend.tf()
     return tf.function(fn, jit_compile=jit, reduce_retracing=True)
+
+
+def step_range(batches: Any, unroll: int = 4) -> Any:
+    """The loop over the leading (gradient-step) axis of ``batches`` inside a compiled update:
+    a Python range (unrolled in the graph) when that axis is static and at most ``unroll`` long,
+    else ``tf.range``. With XLA on a CPU a ``tf.range`` loop costs ~2 ms of fixed overhead per
+    call, more than one SAC gradient step on a 256x256 network; an unrolled step costs none."""
+    k = batches.shape[0]
+    if k is not None and k <= unroll:
+        return range(k)
+    return backend.tf().range(backend.tf().shape(batches)[0])

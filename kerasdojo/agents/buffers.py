@@ -9,9 +9,12 @@ last one, so a *truncated* episode bootstraps from ``V(o_{t+1})`` while a
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from kerasdojo.errors import DojoError
 
 
 def compute_gae(
@@ -147,3 +150,50 @@ class ReplayBuffer:
         for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
             getattr(self, name)[:n] = arrays[f"replay/{name}"]
         self.size, self.pos = n, int(meta["replay/pos"])
+
+
+def collect(
+    env: Any,
+    obs: np.ndarray,
+    buffer: ReplayBuffer,
+    vector_steps: int,
+    choose: Any,
+    on_done: Any = None,
+) -> np.ndarray:
+    """Step ``env`` ``vector_steps`` times from ``obs`` into ``buffer``; return the last observation.
+
+    ``choose(obs, i)`` gives ``(actions for the env, actions to store)`` for the
+    ``i``-th vector step. Reset calls (``was_reset``: their action was ignored)
+    are not stored. The step that ends an episode returns the episode's true last
+    observation, so a truncated episode's last transition is stored with that
+    observation and ``terminated=False``: it bootstraps from ``V(o_T)``, never from
+    the next episode's first observation. ``on_done(mask)``, if given, hears which
+    envs ended an episode (to reset exploration noise).
+    """
+    for i in range(vector_steps):
+        env_actions, stored = choose(obs, i)
+        next_obs, reward, terminated, truncated, was_reset = env.step(env_actions)
+        keep = ~was_reset
+        if keep.all():
+            buffer.add(obs, stored, reward, next_obs, terminated)
+        else:
+            buffer.add(obs[keep], stored[keep], reward[keep], next_obs[keep], terminated[keep])
+        if on_done is not None:
+            on_done(np.logical_or(terminated, truncated))
+        obs = next_obs
+    return obs
+
+
+def check_replay_memory(buffer_size: int, obs_shape: tuple[int, ...], obs_dtype: Any) -> None:
+    """Refuse a replay buffer that cannot fit in memory (it stores o and o' for every transition)."""
+    need = 2 * int(buffer_size) * int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > 0.5 * total:
+        raise DojoError(
+            f"A replay buffer of {buffer_size:,} observations of shape {tuple(obs_shape)} needs "
+            f"{need / 2**30:.1f} GiB, more than half of this machine's {total / 2**30:.1f} GiB",
+            hint="lower it with --set buffer_size=N",
+        )

@@ -17,7 +17,7 @@ import numpy as np
 
 from kerasdojo import backend, networks
 from kerasdojo.agents.base import Agent, AgentConfig, Forward, compiled, linear
-from kerasdojo.agents.buffers import ReplayBuffer
+from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
 from kerasdojo.config import option
 
 
@@ -132,30 +132,23 @@ class DQN(Agent):
         obs = self.obs
         assert obs is not None, "call begin(env) first"
         target_every = max(cfg.target_update_interval // n_envs, 1)
-        taken = 0
-        for _ in range(cfg.train_freq):
+
+        def choose(obs: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
+            done = step + i * n_envs
             self.exploration_rate = linear(
-                cfg.exploration_initial_eps,
-                cfg.exploration_final_eps,
-                cfg.exploration_fraction,
-                (step + taken) / total_steps,
+                cfg.exploration_initial_eps, cfg.exploration_final_eps, cfg.exploration_fraction, done / total_steps
             )
-            if step + taken < cfg.learning_starts:  # fill the buffer with uniformly random actions, as SB3
+            if done < cfg.learning_starts:  # fill the buffer with uniformly random actions, as SB3
                 actions = self.rng.integers(0, self.n_actions, n_envs)
             else:
                 actions = self.act(obs, deterministic=False)
-            next_obs, reward, terminated, _, was_reset = env.step(actions)
-            keep = ~was_reset
-            if keep.all():
-                self.buffer.add(obs, actions, reward, next_obs, terminated)
-            else:
-                self.buffer.add(obs[keep], actions[keep], reward[keep], next_obs[keep], terminated[keep])
-            obs = next_obs
-            taken += n_envs
-            self.n_calls += 1
-            if self.n_calls % target_every == 0:
-                self.pending_target_updates += 1
-        self.obs = obs
+            return actions, actions
+
+        self.obs = collect(env, obs, self.buffer, cfg.train_freq, choose)
+        taken = cfg.train_freq * n_envs
+        calls = self.n_calls + cfg.train_freq
+        self.pending_target_updates += calls // target_every - self.n_calls // target_every
+        self.n_calls = calls
         metrics = {"rollout/exploration_rate": self.exploration_rate}
         n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else taken
         if step + taken > cfg.learning_starts and len(self.buffer) > 0 and n_grad > 0:
@@ -210,22 +203,3 @@ class DQN(Agent):
             q_sum += tf.reduce_mean(q)
         count = tf.cast(tf.maximum(k, 1), tf.float32)
         return loss_sum / count, q_sum / count
-
-
-def check_replay_memory(buffer_size: int, obs_shape: tuple[int, ...], obs_dtype: Any) -> None:
-    """Refuse a replay buffer that cannot fit in memory (it stores o and o' for every transition)."""
-    import os
-
-    from kerasdojo.errors import DojoError
-
-    need = 2 * buffer_size * int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    if need > 0.5 * total:
-        raise DojoError(
-            f"A replay buffer of {buffer_size:,} observations of shape {tuple(obs_shape)} needs "
-            f"{need / 2**30:.1f} GiB, more than half of this machine's {total / 2**30:.1f} GiB",
-            hint="lower it with --set buffer_size=N",
-        )

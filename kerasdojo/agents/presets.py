@@ -1,10 +1,15 @@
 """Tuned hyperparameters per (agent, environment), after RL Baselines3 Zoo.
 
 Each preset overrides the agent's dataclass defaults; ``--config`` and
-``--set`` override the preset. Sources: rl-baselines3-zoo ``hyperparams/ppo.yml``
-and ``dqn.yml`` (``lin_X`` there is ``X`` with a linear schedule here). The Zoo
-trains Pendulum-v1 PPO with gSDE, which kerasdojo does not have; its preset
-here was tuned without it (see benchmarks/RESULTS.md).
+``--set`` override the preset. Sources: rl-baselines3-zoo ``hyperparams/ppo.yml``,
+``dqn.yml``, ``a2c.yml``, ``sac.yml`` and ``td3.yml`` (``lin_X`` there is ``X``
+with a linear schedule here; ``normalize: true`` is ``normalize_obs`` and
+``normalize_reward``; the Zoo's MuJoCo entries name v3/v4 envs, used here for
+v5). kerasdojo has no gSDE (generalised state-dependent exploration): where the
+Zoo uses it (PPO Pendulum, A2C on continuous envs, SAC on MountainCarContinuous
+and BipedalWalker) the preset keeps the rest of the Zoo's values and plain
+Gaussian exploration; PPO's Pendulum preset was tuned without it (see
+benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -129,6 +134,132 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "exploration_fraction": 0.12,
         "exploration_final_eps": 0.1,
         "net_arch": (256, 256),
+    },
+    # ------------------------------------------------------------------ A2C (SB3 defaults: n_steps 5, RMSprop)
+    ("a2c", "CartPole-v1"): {"n_envs": 8, "total_steps": 500_000, "ent_coef": 0.0},
+    ("a2c", "Acrobot-v1"): {
+        "normalize_obs": True,
+        "normalize_reward": True,
+        "n_envs": 16,
+        "total_steps": 500_000,
+        "ent_coef": 0.0,
+    },
+    ("a2c", "LunarLander-v3"): {
+        "n_envs": 8,
+        "total_steps": 200_000,
+        "gamma": 0.995,
+        "n_steps": 5,
+        "learning_rate": 8.3e-4,
+        "lr_schedule": "linear",
+        "ent_coef": 1e-5,
+    },
+    **{
+        ("a2c", env): {
+            "normalize_obs": True,
+            "normalize_reward": True,
+            "n_envs": n_envs,
+            "total_steps": steps,
+            "ent_coef": 0.0,
+            "max_grad_norm": 0.5,
+            "n_steps": 8,
+            "gae_lambda": 0.9,
+            "vf_coef": 0.4,
+            "gamma": gamma,
+            "normalize_advantage": False,
+            "learning_rate": lr,
+            "lr_schedule": "linear",
+            "log_std_init": -2.0,
+            "ortho_init": False,
+        }
+        for env, n_envs, steps, gamma, lr in (
+            ("Pendulum-v1", 8, 1_000_000, 0.9, 7e-4),
+            ("LunarLanderContinuous-v3", 4, 5_000_000, 0.99, 7e-4),
+            ("BipedalWalker-v3", 16, 5_000_000, 0.99, 9.6e-4),
+        )
+    },
+    ("a2c", "MountainCarContinuous-v0"): {
+        "normalize_obs": True,
+        "normalize_reward": True,
+        "n_envs": 4,
+        "n_steps": 100,
+        "total_steps": 100_000,
+        "ent_coef": 0.0,
+        "log_std_init": 0.0,
+        "ortho_init": False,
+    },
+    **{
+        ("a2c", env): {"normalize_obs": True, "normalize_reward": True, "total_steps": 1_000_000}
+        for env in ("HalfCheetah-v5", "Hopper-v5")
+    },
+    # ------------------------------------------------------------------ SAC (SB3 defaults: 256x256, tau 0.005)
+    ("sac", "Pendulum-v1"): {"total_steps": 20_000, "learning_rate": 1e-3},
+    ("sac", "MountainCarContinuous-v0"): {
+        "total_steps": 50_000,
+        "learning_rate": 3e-4,
+        "buffer_size": 50_000,
+        "batch_size": 512,
+        "ent_coef": "0.1",
+        "train_freq": 32,
+        "gradient_steps": 32,
+        "gamma": 0.9999,
+        "tau": 0.01,
+        "learning_starts": 0,
+        "net_arch": (64, 64),
+    },
+    ("sac", "LunarLanderContinuous-v3"): {
+        "total_steps": 500_000,
+        "batch_size": 256,
+        "learning_rate": 7.3e-4,
+        "lr_schedule": "linear",
+        "buffer_size": 1_000_000,
+        "gamma": 0.99,
+        "tau": 0.01,
+        "learning_starts": 10_000,
+        "net_arch": (400, 300),
+    },
+    ("sac", "BipedalWalker-v3"): {
+        "total_steps": 500_000,
+        "learning_rate": 7.3e-4,
+        "buffer_size": 300_000,
+        "batch_size": 256,
+        "gamma": 0.98,
+        "tau": 0.02,
+        "train_freq": 64,
+        "gradient_steps": 64,
+        "learning_starts": 10_000,
+        "net_arch": (400, 300),
+    },
+    **{("sac", env): {"total_steps": 1_000_000, "learning_starts": 10_000} for env in ("HalfCheetah-v5", "Hopper-v5")},
+    # ------------------------------------------------------------------ TD3 (SB3 defaults: 400x300, delay 2)
+    ("td3", "Pendulum-v1"): {
+        "total_steps": 20_000,
+        "gamma": 0.98,
+        "buffer_size": 200_000,
+        "learning_starts": 10_000,
+        "noise_type": "normal",
+        "noise_std": 0.1,
+        "learning_rate": 1e-3,
+    },
+    ("td3", "MountainCarContinuous-v0"): {
+        "total_steps": 300_000,
+        "noise_type": "ornstein-uhlenbeck",
+        "noise_std": 0.5,
+    },
+    **{
+        ("td3", env): {
+            "total_steps": steps,
+            "gamma": 0.98,
+            "buffer_size": 200_000,
+            "learning_starts": 10_000,
+            "noise_type": "normal",
+            "noise_std": 0.1,
+            "learning_rate": 1e-3,
+        }
+        for env, steps in (("LunarLanderContinuous-v3", 300_000), ("BipedalWalker-v3", 1_000_000))
+    },
+    **{
+        ("td3", env): {"total_steps": 1_000_000, "learning_starts": 10_000, "noise_type": "normal", "noise_std": 0.1}
+        for env in ("HalfCheetah-v5", "Hopper-v5")
     },
 }
 

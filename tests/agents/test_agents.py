@@ -29,6 +29,11 @@ FAST = {
         "--set",
         "target_update_interval=50",
     ],
+    "a2c": ["--set", "n_steps=8", "--n-envs", "4", "--set", "normalize_obs=false"],  # (policy compared raw)
+    **{
+        name: ["--set", "learning_starts=64", "--set", "batch_size=32", "--set", "net_arch=32,32"]
+        for name in ("sac", "td3", "ddpg")
+    },
     "random": [],
 }
 
@@ -64,6 +69,11 @@ def train(runs_dir, env: str, agent: str, steps: int, *extra: str):
         ("CartPole-v1", "ppo"),
         ("Pendulum-v1", "ppo"),
         ("CartPole-v1", "dqn"),
+        ("CartPole-v1", "a2c"),
+        ("Pendulum-v1", "a2c"),
+        ("Pendulum-v1", "sac"),
+        ("Pendulum-v1", "td3"),
+        ("Pendulum-v1", "ddpg"),
         ("CartPole-v1", "random"),
         ("Pendulum-v1", "random"),
         ("tests.envs.toy:Corridor", "ppo"),
@@ -241,7 +251,10 @@ def test_corrupt_checkpoint_is_one_line(runs_dir) -> None:
     "args,fragments",
     [
         (["CartPol-v1"], ["Unknown environment id 'CartPol-v1'", "CartPole-v1"]),
-        (["Pendulum-v1", "--agent", "dqn"], ["dqn cannot act in Pendulum-v1", "agents for this env: ppo, random"]),
+        (
+            ["Pendulum-v1", "--agent", "dqn"],
+            ["dqn cannot act in Pendulum-v1", "agents for this env: ppo, a2c, sac, td3, ddpg, random"],
+        ),
         (["CartPole-v1", "--set", "learnin_rate=1"], ["Unknown key 'learnin_rate'", "did you mean learning_rate"]),
         (["CartPole-v1", "--set", "gamma=high"], ["Invalid value for gamma", "expected a number"]),
         (["CartPole-v1", "--set", "n_steps=-3"], ["n_steps", "must be >= 1"]),

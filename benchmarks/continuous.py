@@ -1,0 +1,202 @@
+"""SAC and TD3 on Pendulum-v1, A2C on CartPole-v1 (kerasdojo presets), beside Stable-Baselines3 when installed.
+
+SAC and TD3: 20,000 steps with their presets (RL Zoo's Pendulum-v1 values), a
+10-episode deterministic evaluation every 1,000 steps: the first step and
+training seconds at which it reaches -200, training steps/s and a final
+100-episode evaluation. A2C: CartPole-v1 as ``benchmarks/cartpole.py`` does PPO
+(20 episodes every 5,000 steps, solved at >= 475), for ``--a2c-steps`` steps
+(RL Zoo trains 500,000; both libraries get the same budget). With ``--mujoco``
+(and the ``mujoco`` extra installed): SAC on HalfCheetah-v5 for 100,000 steps,
+final return and steps/s.
+
+Training seconds are the wall time of the library's training loop minus
+evaluation, compilation included; both libraries are evaluated by the same loop
+on the same vector env and seeds; each (library, algorithm, seed) runs in a fresh
+Python process, one at a time. SB3 runs on the CPU with RL Zoo's hyperparameters;
+install it beside kerasdojo, never as a dependency:
+``pip install torch==2.13.0 stable-baselines3``.
+
+    python benchmarks/continuous.py                       # 5 seeds each, SB3 if installed
+    python benchmarks/continuous.py --algos sac --seeds 2 --sb3-seeds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    fmt,
+    kerasdojo_run,
+    machine,
+    markdown_table,
+    median,
+    median_solve,
+    run_worker,
+    sb3_learn,
+    today,
+    update_section,
+    versions,
+)
+
+EVAL_SEED = 10_000
+FINAL_EPISODES = 100
+# algo -> (env, total steps, eval every, eval episodes, threshold)
+TASKS = {
+    "sac": ("Pendulum-v1", 20_000, 1000, 10, -200.0),
+    "td3": ("Pendulum-v1", 20_000, 1000, 10, -200.0),
+    "a2c": ("CartPole-v1", 100_000, 5000, 20, 475.0),
+    "sac-halfcheetah": ("HalfCheetah-v5", 100_000, 10_000, 10, float("inf")),
+}
+
+
+def kerasdojo_worker(task: str, seed: int, steps: int) -> dict:
+    env_id, _, every, episodes, threshold = TASKS[task]
+    return kerasdojo_run(
+        env_id, task.split("-")[0], seed, every, episodes, threshold, FINAL_EPISODES, EVAL_SEED + 1, steps
+    )
+
+
+def sb3_worker(task: str, seed: int, steps: int) -> dict:
+    import numpy as np
+    from stable_baselines3 import A2C, SAC, TD3
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    env_id, _, every, episodes, threshold = TASKS[task]
+    common = {"seed": seed, "verbose": 0, "device": "cpu"}
+    if task == "sac":  # rl-baselines3-zoo hyperparams/sac.yml, Pendulum-v1
+        model = SAC("MlpPolicy", make_vec_env(env_id, n_envs=1, seed=seed), learning_rate=1e-3, **common)
+    elif task == "td3":  # rl-baselines3-zoo hyperparams/td3.yml, Pendulum-v1
+        model = TD3(
+            "MlpPolicy",
+            make_vec_env(env_id, n_envs=1, seed=seed),
+            gamma=0.98,
+            buffer_size=200_000,
+            learning_starts=10_000,
+            action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1)),
+            train_freq=1,
+            gradient_steps=1,
+            learning_rate=1e-3,
+            policy_kwargs={"net_arch": [400, 300]},
+            **common,
+        )
+    elif task == "a2c":  # rl-baselines3-zoo hyperparams/a2c.yml, CartPole-v1
+        model = A2C("MlpPolicy", make_vec_env(env_id, n_envs=8, seed=seed), ent_coef=0.0, **common)
+    else:  # rl-baselines3-zoo hyperparams/sac.yml, MuJoCo defaults
+        model = SAC("MlpPolicy", make_vec_env(env_id, n_envs=1, seed=seed), learning_starts=10_000, **common)
+    return sb3_learn(model, env_id, steps, seed, every, episodes, threshold, FINAL_EPISODES, EVAL_SEED, EVAL_SEED + 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--sb3-seeds", type=int, default=None, help="seeds for SB3 (default: --seeds)")
+    parser.add_argument("--algos", default="sac,td3,a2c")
+    parser.add_argument("--a2c-steps", type=int, default=TASKS["a2c"][1])
+    parser.add_argument("--mujoco", action="store_true", help="add SAC on HalfCheetah-v5 (mujoco extra)")
+    parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 even if installed")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--worker", nargs=4, metavar=("LIB", "TASK", "SEED", "STEPS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        lib, task, seed, steps = args.worker
+        fn = kerasdojo_worker if lib == "kerasdojo" else sb3_worker
+        print(json.dumps(fn(task, int(seed), int(steps))))
+        return
+
+    try:
+        import stable_baselines3  # noqa: F401
+
+        libs = ["kerasdojo"] if args.no_sb3 else ["kerasdojo", "sb3"]
+    except ImportError:
+        libs = ["kerasdojo"]
+        print("stable-baselines3 is not installed: kerasdojo only (pip install torch==2.13.0 stable-baselines3)")
+    tasks = args.algos.split(",") + (["sac-halfcheetah"] if args.mujoco else [])
+    results: dict[tuple[str, str], list[dict]] = {}
+    for task in tasks:
+        steps = args.a2c_steps if task == "a2c" else TASKS[task][1]
+        for lib in libs:
+            n_seeds = args.seeds if lib == "kerasdojo" or args.sb3_seeds is None else args.sb3_seeds
+            for seed in range(n_seeds):
+                res = json.loads(run_worker(Path(__file__), [lib, task, str(seed), str(steps)], timeout=3600))
+                results.setdefault((lib, task), []).append(res)
+                print(
+                    f"{lib:9s} {task} seed {seed}: reached at {fmt(res['solve_step'])} steps / "
+                    f"{fmt(res['solve_seconds'], '.1f')} s, {res['fps']:,.0f} steps/s, "
+                    f"final {res['final_mean']:.1f} ± {res['final_std']:.1f}",
+                    flush=True,
+                )
+
+    def goal(task: str) -> str:
+        threshold = TASKS[task][4]
+        return "-" if threshold == float("inf") else f">= {threshold:g}"
+
+    rows, summary_rows = [], []
+    for (lib, task), runs in results.items():
+        for seed, r in enumerate(runs):
+            rows.append(
+                [
+                    lib,
+                    task,
+                    str(seed),
+                    fmt(r["solve_step"], missing="never"),
+                    fmt(r["solve_seconds"], ".1f", missing="never"),
+                    f"{r['fps']:,.0f}",
+                    f"{r['final_mean']:.1f} ± {r['final_std']:.1f}",
+                ]
+            )
+        reached = [r for r in runs if r["solve_step"] is not None]
+        summary_rows.append(
+            [
+                lib,
+                task,
+                f"{TASKS[task][0]}, goal {goal(task)}",
+                f"{len(reached)}/{len(runs)}",
+                fmt(median_solve([r["solve_step"] for r in runs]), missing="never"),
+                fmt(median_solve([r["solve_seconds"] for r in runs]), ".1f", missing="never"),
+                f"{median([r['fps'] for r in runs]):,.0f}",
+                f"{median([r['final_mean'] for r in runs]):.1f}",
+            ]
+        )
+    lines = [
+        f"Machine: {machine()}. Date: {today()}. "
+        f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3')}.",
+        "",
+        "Per seed (reached = first periodic deterministic evaluation at the goal: Pendulum 10 episodes every "
+        "1,000 steps, goal -200; CartPole 20 episodes every 5,000 steps, goal 475; s = training-loop wall "
+        "seconds minus evaluation, compilation included; final = 100 episodes). "
+        f"A2C trains {args.a2c_steps:,} steps. Medians count a seed that never got there as never:",
+        "",
+        markdown_table(["library", "algo", "seed", "reached at step", "reached at s", "steps/s", "final return"], rows),
+        "",
+        "Medians:",
+        "",
+        markdown_table(
+            ["library", "algo", "task", "reached", "step", "s", "steps/s", "final return"],
+            summary_rows,
+        ),
+    ]
+    if "sb3" in libs:
+        lines += ["", "Ratios (kerasdojo / SB3, medians):", ""]
+        for task in tasks:
+            ours, theirs = results[("kerasdojo", task)], results[("sb3", task)]
+            fps_ratio = median([r["fps"] for r in ours]) / median([r["fps"] for r in theirs])
+            t_ours = median_solve([r["solve_seconds"] for r in ours])
+            t_theirs = median_solve([r["solve_seconds"] for r in theirs])
+            if t_ours is not None and t_theirs is not None:
+                solve = f"median time to goal x{t_ours / t_theirs:.2f} ({t_ours:.1f} s vs {t_theirs:.1f} s)"
+            else:
+                solve = f"median time to goal {fmt(t_ours, '.1f', 'never')} s vs {fmt(t_theirs, '.1f', 'never')} s"
+            lines.append(f"- {task}: steps/s x{fps_ratio:.2f}; {solve}")
+    body = "## Continuous control and A2C (`benchmarks/continuous.py`)\n\n" + "\n".join(lines)
+    print("\n" + body)
+    if not args.no_write:
+        update_section("continuous", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""What PPO and A2C share: separate policy and value networks, acting, and the
+collection of an ``n_steps`` rollout from a vector env with GAE.
+
+Separate policy and value MLPs (SB3's default), a categorical policy for
+Discrete actions, a Gaussian with a state-independent log-std for Box actions
+(sampled unclipped, clipped to the bounds by the env wrapper). Acting is one
+NumPy forward pass per vector step (see :class:`~kerasdojo.agents.base.Forward`).
+Each algorithm adds its config fields, its optimizer and its compiled update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kerasdojo import backend, networks
+from kerasdojo.agents.base import Agent, AgentConfig, Forward
+from kerasdojo.agents.buffers import RolloutBuffer, compute_gae
+from kerasdojo.config import option
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCriticConfig(AgentConfig):
+    """Fields of every on-policy actor-critic (names follow Stable-Baselines3)."""
+
+    kind: ClassVar[str] = "actor-critic"
+
+    learning_rate: float = option(3e-4, "Learning rate.", low=0, low_open=True)
+    lr_schedule: str = option(
+        "constant", "constant, or linear decay to 0 over training.", choices=("constant", "linear")
+    )
+    n_steps: int = option(512, "Steps per env in each rollout (rollout size = n_steps * n_envs).", low=1)
+    gamma: float = option(0.99, "Discount factor.", low=0, high=1)
+    gae_lambda: float = option(0.95, "GAE lambda (1: Monte Carlo returns, 0: one-step TD).", low=0, high=1)
+    normalize_advantage: bool = option(True, "Standardise advantages (within each minibatch).")
+    ent_coef: float = option(0.0, "Entropy bonus coefficient.", low=0)
+    vf_coef: float = option(0.5, "Value loss coefficient.", low=0)
+    max_grad_norm: float = option(0.5, "Clip the global gradient norm.", low=0, low_open=True)
+    log_std_init: float = option(0.0, "Initial log standard deviation of Gaussian policies.")
+    ortho_init: bool = option(True, "Orthogonal initialisation (gains sqrt(2), 0.01 policy, 1 value).")
+
+
+class ActorCritic(Agent):
+    """Networks, acting and rollout collection; subclasses provide ``learn``'s update."""
+
+    Config = ActorCriticConfig
+
+    def __init__(
+        self, cfg: ActorCriticConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
+    ) -> None:
+        from gymnasium import spaces
+
+        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+        self.cfg: ActorCriticConfig = cfg
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        init = "orthogonal" if cfg.ortho_init else "glorot_uniform"
+
+        def torso() -> list[Any]:
+            return networks.torso_layers(obs_shape, obs_dtype, cfg.net_arch, cfg.activation, init, math.sqrt(2))
+
+        if self.discrete:
+            self.n_actions = int(action_space.n)
+            head = networks.categorical_head(self.n_actions)
+            self.log_std = None
+            self.action_shape: tuple[int, ...] = ()
+        else:
+            self.action_shape = tuple(action_space.shape)
+            head, self.log_std = networks.gaussian_head(int(np.prod(self.action_shape)), cfg.log_std_init)
+        self.pi = networks.build(obs_shape, torso() + head, "policy")
+        self.vf = networks.build(obs_shape, torso() + networks.value_head(1.0), "value")
+        self.train_vars = [*self.pi.trainable_variables, *self.vf.trainable_variables]
+        if self.log_std is not None:
+            self.train_vars.append(self.log_std)
+        self.forward = Forward([self.pi, self.vf], fast=cfg.fast_act)
+        self.buffer: RolloutBuffer | None = None
+
+    # ------------------------------------------------------------------ persistence
+    def networks(self) -> dict[str, Any]:
+        return {"policy": self.pi, "value": self.vf}
+
+    def variables(self) -> dict[str, Any]:
+        return {"log_std": self.log_std} if self.log_std is not None else {}
+
+    def policy_model(self) -> Any:
+        return self.pi
+
+    def refresh(self) -> None:
+        self.forward.refresh()
+        self._log_std = None if self.log_std is None else np.asarray(self.log_std.numpy(), np.float32)
+
+    # ------------------------------------------------------------------ acting
+    def _sample(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sample actions and their log-probabilities from policy outputs (NumPy)."""
+        if self.discrete:
+            logits = out - out.max(axis=1, keepdims=True)
+            log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+            gumbel = -np.log(-np.log(self.rng.random(logits.shape, dtype=np.float32) + 1e-20) + 1e-20)
+            actions = np.argmax(logits + gumbel, axis=1)
+            return actions, log_probs[np.arange(len(actions)), actions]
+        noise = self.rng.standard_normal(out.shape, dtype=np.float32)
+        actions = out + np.exp(self._log_std) * noise
+        log_probs = (-0.5 * noise**2 - self._log_std - 0.5 * LOG_2PI).sum(axis=1)
+        return actions.reshape(len(out), *self.action_shape), log_probs
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        out, _ = self.forward(obs)
+        if deterministic:
+            return out.argmax(axis=1) if self.discrete else out.reshape(len(out), *self.action_shape)
+        return self._sample(out)[0]
+
+    # ------------------------------------------------------------------ collecting
+    def begin(self, env: Any) -> None:
+        super().begin(env)
+        self.buffer = RolloutBuffer(
+            self.cfg.n_steps,
+            env.num_envs,
+            self.obs_shape,
+            self.obs_dtype,
+            self.action_shape,
+            np.int64 if self.discrete else np.float32,
+        )
+
+    def collect(self, env: Any) -> tuple[RolloutBuffer, np.ndarray, np.ndarray]:
+        """Fill the rollout buffer with ``n_steps`` vector steps; return it with GAE advantages and returns."""
+        cfg, buf = self.cfg, self.buffer
+        assert buf is not None and self.obs is not None, "call begin(env) first"
+        obs = self.obs
+        for t in range(cfg.n_steps):
+            out, value = self.forward(obs)
+            actions, log_probs = self._sample(out)
+            next_obs, reward, terminated, truncated, was_reset = env.step(actions)
+            buf.obs[t] = obs
+            buf.actions[t] = actions
+            buf.log_probs[t] = log_probs
+            buf.values[t] = value[:, 0]
+            buf.rewards[t] = reward
+            buf.terminated[t] = terminated
+            buf.truncated[t] = truncated
+            buf.valid[t] = ~was_reset
+            obs = next_obs
+        self.obs = obs
+        buf.next_values[:-1] = buf.values[1:]
+        buf.next_values[-1] = self.forward(obs)[1][:, 0]
+        advantages, returns = compute_gae(
+            buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated, cfg.gamma, cfg.gae_lambda
+        )
+        return buf, advantages, returns
+
+    def rollout_metrics(self, buf: RolloutBuffer, returns: np.ndarray, lr: float) -> dict[str, float]:
+        """Explained variance of the value predictions, learning rate, update count, policy std."""
+        valid = buf.valid
+        var_y = np.var(returns[valid])
+        explained = float("nan") if var_y == 0 else float(1 - np.var(returns[valid] - buf.values[valid]) / var_y)
+        metrics = {
+            "train/explained_variance": explained,
+            "train/learning_rate": lr,
+            "train/n_updates": float(self.n_updates),
+        }
+        if self._log_std is not None:
+            metrics["train/std"] = float(np.exp(self._log_std).mean())
+        return metrics
+
+    # ------------------------------------------------------------------ inside compiled updates
+    def log_prob_entropy(self, out: Any, actions: Any) -> tuple[Any, Any]:
+        """Log-probabilities of ``actions`` and the entropy under the policy outputs ``out`` (TF)."""
+        tf = backend.tf()
+        if self.discrete:
+            log_p = tf.nn.log_softmax(out)
+            logp = tf.gather(log_p, actions, batch_dims=1)
+            entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=1)
+            return logp, entropy
+        flat_actions = tf.reshape(actions, tf.shape(out))
+        z = (flat_actions - out) * tf.exp(-self.log_std)
+        logp = tf.reduce_sum(-0.5 * z**2 - self.log_std - 0.5 * LOG_2PI, axis=1)
+        entropy = tf.reduce_sum(self.log_std + 0.5 * (1.0 + LOG_2PI)) * tf.ones_like(logp)
+        return logp, entropy

@@ -1,0 +1,203 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018), Stable-Baselines3's variant.
+
+Reads top to bottom: config, networks, acting, and the update. A squashed
+Gaussian actor (``a = tanh(u)``, ``u ~ N(mu(s), sigma(s))``, with the change of
+variables in the log-probability), twin Q critics with Polyak-averaged targets,
+and an entropy coefficient tuned automatically towards a target entropy of
+``-|A|`` (or fixed). Collection, the replay buffer and action scaling are shared
+with TD3 (:mod:`kerasdojo.agents.offpolicy`).
+
+One gradient step: the critics regress on
+``r + gamma * (1 - terminated) * (min_i Q'_i(s', a') - alpha * log pi(a'|s'))``
+with ``a' ~ pi(.|s')``; the actor minimises ``alpha * log pi(a|s) - min_i Q_i(s, a)``
+with a fresh ``a ~ pi(.|s)``; the coefficient minimises
+``-log(alpha) * (log pi(a|s) + target_entropy)``; the targets move by ``tau``.
+All ``gradient_steps`` steps of one call run in one compiled TensorFlow function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kerasdojo import backend, networks
+from kerasdojo.agents.base import Forward, compiled, step_range
+from kerasdojo.agents.offpolicy import OffPolicyAgent, OffPolicyConfig
+from kerasdojo.config import option
+from kerasdojo.errors import DojoError
+
+LOG_2PI = math.log(2.0 * math.pi)
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3's clamp of the actor's log-std
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig(OffPolicyConfig):
+    """SAC hyperparameters (names and defaults follow Stable-Baselines3)."""
+
+    kind: ClassVar[str] = "sac"
+
+    ent_coef: str = option(
+        "auto", "Entropy coefficient: auto (tuned, starting at 1), auto_<start> such as auto_0.1, or a fixed number."
+    )
+    target_entropy: str = option("auto", "Entropy the tuning aims at: auto (-|A|) or a number.")
+    target_update_interval: int = option(1, "Gradient steps between target network updates.", low=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.entropy_start()
+        if self.target_entropy != "auto":
+            _number("target_entropy", self.target_entropy)
+
+    def entropy_start(self) -> tuple[float, bool]:
+        """(initial coefficient, whether it is tuned)."""
+        if self.ent_coef == "auto":
+            return 1.0, True
+        if self.ent_coef.startswith("auto_"):
+            value, tuned = _number("ent_coef", self.ent_coef[5:]), True
+        else:
+            value, tuned = _number("ent_coef", self.ent_coef), False
+        if value <= 0:
+            raise DojoError(f"Invalid value for ent_coef: must be > 0. Received: ent_coef={self.ent_coef!r}")
+        return value, tuned
+
+
+def _number(key: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise DojoError(
+            f"Invalid value for {key}: expected auto, auto_<number> or a number. Received: {key}={raw!r}"
+        ) from None
+
+
+def squashed_gaussian(mean: Any, log_std: Any, noise: Any) -> tuple[Any, Any]:
+    """Sample ``a = tanh(mean + exp(log_std) * noise)`` and its log-probability (TF or NumPy-free).
+
+    ``log pi(a) = sum_j [log N(u_j; mean_j, std_j) - log(1 - tanh(u_j)^2)]``, where
+    ``log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))`` keeps it finite at the bounds.
+    """
+    tf = backend.tf()
+    u = mean + tf.exp(log_std) * noise
+    log_normal = -0.5 * noise**2 - log_std - 0.5 * LOG_2PI
+    log_det = 2.0 * (math.log(2.0) - u - tf.nn.softplus(-2.0 * u))
+    return tf.tanh(u), tf.reduce_sum(log_normal - log_det, axis=-1)
+
+
+class SAC(OffPolicyAgent):
+    name = "sac"
+    Config = SACConfig
+
+    def __init__(
+        self, cfg: SACConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
+    ) -> None:
+        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+        keras = backend.keras()
+        self.cfg: SACConfig = cfg
+        A = self.action_dim
+        self.actor = networks.build(
+            obs_shape, self.actor_torso() + networks.squashed_gaussian_head(A, cfg.init), "actor"
+        )
+        self.critics = [self.critic("q1"), self.critic("q2")]
+        self.critic_targets = [self.critic("q1_target"), self.critic("q2_target")]
+        for target, online in zip(self.critic_targets, self.critics, strict=True):
+            target.set_weights(online.get_weights())
+        self.critic_vars = [v for c in self.critics for v in c.trainable_variables]
+        start, self.tune_entropy = cfg.entropy_start()
+        self.log_ent_coef = keras.Variable(np.float32(math.log(start)), name="log_ent_coef", trainable=True)
+        self.target_entropy = float(-A if cfg.target_entropy == "auto" else float(cfg.target_entropy))
+        self.actor_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        self.critic_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        self.ent_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        self.actor_opt.build(self.actor.trainable_variables)
+        self.critic_opt.build(self.critic_vars)
+        self.ent_opt.build([self.log_ent_coef])
+        # What a user keeps: observations -> tanh(mean) mapped to the bounds (deterministic actions).
+        mean_only = np.concatenate([np.eye(A), np.zeros((A, A))], axis=0)
+        self.policy = networks.build(
+            obs_shape,
+            [
+                *self.actor.layers,
+                networks.fixed_linear(mean_only, None, "tanh", "tanh_mean"),
+                networks.to_bounds(self.low, self.high),
+            ],
+            "policy",
+        )
+        self.forward = Forward([self.actor], fast=cfg.fast_act)
+        self._train = compiled(self._train_steps, cfg.jit_compile)
+
+    # ------------------------------------------------------------------ persistence
+    def networks(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor,
+            **{c.name: c for c in self.critics},
+            **{c.name: c for c in self.critic_targets},
+        }
+
+    def optimizers(self) -> dict[str, Any]:
+        return {"actor": self.actor_opt, "critic": self.critic_opt, "ent_coef": self.ent_opt}
+
+    def variables(self) -> dict[str, Any]:
+        return {"log_ent_coef": self.log_ent_coef}
+
+    def policy_model(self) -> Any:
+        return self.policy
+
+    # ------------------------------------------------------------------ acting (NumPy)
+    def actions_from(self, out: np.ndarray, deterministic: bool) -> np.ndarray:
+        mean, log_std = out[:, : self.action_dim], out[:, self.action_dim :]
+        if deterministic:
+            return np.tanh(mean)
+        std = np.exp(np.clip(log_std, LOG_STD_MIN, LOG_STD_MAX))
+        return np.tanh(mean + std * self.rng.standard_normal(mean.shape, dtype=np.float32))
+
+    # ------------------------------------------------------------------ the update (compiled)
+    def _sample(self, obs: Any) -> tuple[Any, Any]:
+        tf = backend.tf()
+        out = self.actor(obs, training=True)
+        mean, log_std = out[:, : self.action_dim], tf.clip_by_value(out[:, self.action_dim :], LOG_STD_MIN, LOG_STD_MAX)
+        return squashed_gaussian(mean, log_std, self.tf_rng.normal(tf.shape(mean)))
+
+    def _train_steps(
+        self, obs: Any, actions: Any, rewards: Any, next_obs: Any, terminated: Any, n_updates: Any, act_obs: Any
+    ) -> tuple[dict[str, Any], Any]:
+        """``k`` gradient steps on ``k`` minibatches (arrays shaped (k, batch, ...)); then the
+        actor's output for ``act_obs``, the observations the next action is for."""
+        tf = backend.tf()
+        cfg = self.cfg
+        actor_vars = self.actor.trainable_variables
+        sums = {k: tf.constant(0.0) for k in ("actor_loss", "critic_loss", "ent_coef", "ent_coef_loss")}
+        k = tf.shape(obs)[0]
+        for i in step_range(obs):
+            o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
+            ent_coef = tf.exp(self.log_ent_coef)  # this step's value, before its own update
+            # Critics: soft Bellman targets from the target critics and a fresh next action.
+            next_a, next_logp = self._sample(o2)
+            q_next = tf.minimum(*[self.q(t, o2, next_a) for t in self.critic_targets]) - ent_coef * next_logp
+            target = tf.stop_gradient(r + cfg.gamma * (1.0 - d) * q_next)
+            with tf.GradientTape() as tape:
+                critic_loss = 0.5 * tf.add_n([tf.reduce_mean((self.q(c, o, a) - target) ** 2) for c in self.critics])
+            self.critic_opt.apply(tape.gradient(critic_loss, self.critic_vars), self.critic_vars)
+            # Actor: maximise the soft value of its own (reparameterised) action.
+            with tf.GradientTape() as tape:
+                a_pi, logp = self._sample(o)
+                q_pi = tf.minimum(*[self.q(c, o, a_pi) for c in self.critics])
+                actor_loss = tf.reduce_mean(ent_coef * logp - q_pi)
+            self.actor_opt.apply(tape.gradient(actor_loss, actor_vars), actor_vars)
+            # Entropy coefficient: towards the target entropy.
+            ent_coef_loss = -tf.reduce_mean(self.log_ent_coef * tf.stop_gradient(logp + self.target_entropy))
+            if self.tune_entropy:
+                self.ent_opt.apply([-tf.reduce_mean(tf.stop_gradient(logp + self.target_entropy))], [self.log_ent_coef])
+            if (n_updates + tf.cast(i, tf.int64) + 1) % cfg.target_update_interval == 0:
+                for target_net, online in zip(self.critic_targets, self.critics, strict=True):
+                    self.polyak(target_net.weights, online.weights, cfg.tau)
+            sums = {
+                "actor_loss": sums["actor_loss"] + actor_loss,
+                "critic_loss": sums["critic_loss"] + critic_loss,
+                "ent_coef": sums["ent_coef"] + ent_coef,
+                "ent_coef_loss": sums["ent_coef_loss"] + ent_coef_loss,
+            }
+        count = tf.cast(tf.maximum(k, 1), tf.float32)
+        return {key: value / count for key, value in sums.items()}, self.actor(act_obs, training=False)
