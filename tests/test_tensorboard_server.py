@@ -60,13 +60,17 @@ def test_tensorboard_shows_scalars_text_images_and_hparams(logdir) -> None:
             try:
                 images = _get(base, "/data/plugin/images/tags")
                 scalars = _get(base, "/data/plugin/scalars/tags")
-                if images and any("eval/mean_reward" in tags for tags in scalars.values()):
+                # The run itself (not its hparams/ sub-run, which also has eval/ scalars) must be loaded.
+                if images and any(
+                    "/" not in run and "time/fps" in tags and "eval/mean_reward" in tags
+                    for run, tags in scalars.items()
+                ):
                     break
             except OSError:
                 pass
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(1)
-        rl_run = next(run for run in scalars if run.startswith("CartPole-v1__ppo"))
+        rl_run = next(run for run in scalars if run.startswith("CartPole-v1__ppo") and "/" not in run)
         assert {"rollout/ep_rew_mean", "eval/mean_reward", "train/value_loss", "time/fps"} <= set(scalars[rl_run])
         mnist_run = next(run for run in images if run.startswith("mnist__mlp"))
         assert {"test/samples", "test/confusion_matrix"} <= set(images[mnist_run])
