@@ -228,3 +228,68 @@ def median_solve(values: list[float | None]) -> float | None:
 
 def fmt(v: float | None, spec: str = ",.0f", missing: str = "not solved") -> str:
     return missing if v is None else format(v, spec)
+
+
+def libraries(no_sb3: bool) -> list[str]:
+    """kerasdojo, and SB3 when it is installed beside the project and not turned off."""
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        print("stable-baselines3 is not installed: kerasdojo only (pip install torch==2.13.0 stable-baselines3)")
+        return ["kerasdojo"]
+    return ["kerasdojo"] if no_sb3 else ["kerasdojo", "sb3"]
+
+
+def learning_tables(results: dict[tuple[str, str], list[dict]], seconds: str = ".2f") -> list[str]:
+    """Markdown lines: a row per (library, algo, seed), then the medians over seeds, from the
+    dicts :func:`kerasdojo_run` and :func:`sb3_learn` return."""
+    rows, summary = [], []
+    for (lib, algo), runs in results.items():
+        for seed, r in enumerate(runs):
+            rows.append(
+                [
+                    lib,
+                    algo,
+                    str(seed),
+                    fmt(r["solve_step"], missing="never"),
+                    fmt(r["solve_seconds"], seconds, missing="never"),
+                    f"{r['fps']:,.0f}",
+                    f"{r['final_mean']:.1f} ± {r['final_std']:.1f}",
+                ]
+            )
+        reached = [r for r in runs if r["solve_step"] is not None]
+        summary.append(
+            [
+                lib,
+                algo,
+                f"{len(reached)}/{len(runs)}",
+                fmt(median_solve([r["solve_step"] for r in runs]), missing="never"),
+                fmt(median_solve([r["solve_seconds"] for r in runs]), seconds, missing="never"),
+                f"{median([r['fps'] for r in runs]):,.0f}",
+                f"{median([r['final_mean'] for r in runs]):.1f}",
+            ]
+        )
+    head = ["library", "algo", "seed", "goal at step", "goal at s", "steps/s", "final return"]
+    return [
+        markdown_table(head, rows),
+        "",
+        "Medians:",
+        "",
+        markdown_table(["library", "algo", "reached", "step", "s", "steps/s", "final return"], summary),
+    ]
+
+
+def ratio_lines(results: dict[tuple[str, str], list[dict]], algos: list[str], seconds: str = ".2f") -> list[str]:
+    """kerasdojo / SB3 ratios of median steps/s and median time to the goal, one line per algo."""
+    lines = ["", "Ratios (kerasdojo / SB3, medians):", ""]
+    for algo in algos:
+        ours, theirs = results[("kerasdojo", algo)], results[("sb3", algo)]
+        fps_ratio = median([r["fps"] for r in ours]) / median([r["fps"] for r in theirs])
+        t_ours = median_solve([r["solve_seconds"] for r in ours])
+        t_theirs = median_solve([r["solve_seconds"] for r in theirs])
+        if t_ours is not None and t_theirs is not None:
+            goal = f"median time to goal x{t_ours / t_theirs:.2f} ({t_ours:{seconds}} s vs {t_theirs:{seconds}} s)"
+        else:
+            goal = f"median time to goal {fmt(t_ours, seconds, 'never')} s vs {fmt(t_theirs, seconds, 'never')} s"
+        lines.append(f"- {algo}: steps/s x{fps_ratio:.2f}; {goal}")
+    return lines

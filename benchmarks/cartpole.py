@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     fmt,
     kerasdojo_run,
+    learning_tables,
+    libraries,
     machine,
-    markdown_table,
-    median,
-    median_solve,
+    ratio_lines,
     run_worker,
     sb3_learn,
     today,
@@ -126,13 +126,7 @@ def main() -> None:
         print(json.dumps(fn(algo, int(seed))))
         return
 
-    try:
-        import stable_baselines3  # noqa: F401
-
-        libs = ["kerasdojo"] if args.no_sb3 else ["kerasdojo", "sb3"]
-    except ImportError:
-        libs = ["kerasdojo"]
-        print("stable-baselines3 is not installed: kerasdojo only (pip install torch==2.13.0 stable-baselines3)")
+    libs = libraries(args.no_sb3)
     results: dict[tuple[str, str], list[dict]] = {}
     for algo in args.algos.split(","):
         for lib in libs:
@@ -146,59 +140,19 @@ def main() -> None:
                     flush=True,
                 )
 
-    rows, summary_rows = [], []
-    for (lib, algo), runs in results.items():
-        for seed, r in enumerate(runs):
-            rows.append(
-                [
-                    lib,
-                    algo,
-                    str(seed),
-                    fmt(r["solve_step"]),
-                    fmt(r["solve_seconds"], ".2f"),
-                    f"{r['fps']:,.0f}",
-                    f"{r['final_mean']:.1f} ± {r['final_std']:.1f}",
-                ]
-            )
-        solved = [r for r in runs if r["solve_step"] is not None]
-        summary_rows.append(
-            [
-                lib,
-                algo,
-                f"{len(solved)}/{len(runs)}",
-                fmt(median_solve([r["solve_step"] for r in runs])),
-                fmt(median_solve([r["solve_seconds"] for r in runs]), ".2f"),
-                f"{median([r['fps'] for r in runs]):,.0f}",
-                f"{median([r['final_mean'] for r in runs]):.1f}",
-            ]
-        )
     lines = [
         f"Machine: {machine()}. Date: {today()}. "
         f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3')}.",
         "",
         "Per seed (time = training-loop wall seconds minus evaluation; solved = first 20-episode deterministic "
-        f"evaluation >= {SOLVED:.0f}, evaluated every {EVAL_EVERY:,} steps; final = 100 episodes). "
+        f"evaluation >= {SOLVED:.0f} (the goal), evaluated every {EVAL_EVERY:,} steps; final = 100 episodes). "
         "kerasdojo DQN is Double DQN (its default), SB3's is plain DQN; kerasdojo steps Gymnasium's "
         "vectorised CartPole, SB3 a DummyVecEnv. Median solve times count an unsolved seed as never:",
         "",
-        markdown_table(["library", "algo", "seed", "solve step", "solve s", "steps/s", "final return"], rows),
-        "",
-        "Medians:",
-        "",
-        markdown_table(["library", "algo", "solved", "solve step", "solve s", "steps/s", "final return"], summary_rows),
+        *learning_tables(results, ".2f"),
     ]
     if "sb3" in libs:
-        lines += ["", "Ratios (kerasdojo / SB3, medians):", ""]
-        for algo in args.algos.split(","):
-            ours, theirs = results[("kerasdojo", algo)], results[("sb3", algo)]
-            fps_ratio = median([r["fps"] for r in ours]) / median([r["fps"] for r in theirs])
-            t_ours = median_solve([r["solve_seconds"] for r in ours])
-            t_theirs = median_solve([r["solve_seconds"] for r in theirs])
-            if t_ours is not None and t_theirs is not None:
-                solve = f"median time-to-solve x{t_ours / t_theirs:.2f} ({t_ours:.2f} s vs {t_theirs:.2f} s)"
-            else:
-                solve = f"median time-to-solve {fmt(t_ours, '.2f')} s vs {fmt(t_theirs, '.2f')} s"
-            lines.append(f"- {algo}: steps/s x{fps_ratio:.2f}; {solve}")
+        lines += ratio_lines(results, args.algos.split(","), ".2f")
     body = "## CartPole-v1: PPO and DQN presets (`benchmarks/cartpole.py`)\n\n" + "\n".join(lines)
     print("\n" + body)
     if not args.no_write:

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     fmt,
     kerasdojo_run,
+    learning_tables,
+    libraries,
     machine,
-    markdown_table,
-    median,
-    median_solve,
+    ratio_lines,
     run_worker,
     sb3_learn,
     today,
@@ -108,13 +108,7 @@ def main() -> None:
         print(json.dumps(fn(task, int(seed), int(steps))))
         return
 
-    try:
-        import stable_baselines3  # noqa: F401
-
-        libs = ["kerasdojo"] if args.no_sb3 else ["kerasdojo", "sb3"]
-    except ImportError:
-        libs = ["kerasdojo"]
-        print("stable-baselines3 is not installed: kerasdojo only (pip install torch==2.13.0 stable-baselines3)")
+    libs = libraries(args.no_sb3)
     tasks = args.algos.split(",") + (["sac-halfcheetah"] if args.mujoco else [])
     results: dict[tuple[str, str], list[dict]] = {}
     for task in tasks:
@@ -131,37 +125,6 @@ def main() -> None:
                     flush=True,
                 )
 
-    def goal(task: str) -> str:
-        threshold = TASKS[task][4]
-        return "-" if threshold == float("inf") else f">= {threshold:g}"
-
-    rows, summary_rows = [], []
-    for (lib, task), runs in results.items():
-        for seed, r in enumerate(runs):
-            rows.append(
-                [
-                    lib,
-                    task,
-                    str(seed),
-                    fmt(r["solve_step"], missing="never"),
-                    fmt(r["solve_seconds"], ".1f", missing="never"),
-                    f"{r['fps']:,.0f}",
-                    f"{r['final_mean']:.1f} ± {r['final_std']:.1f}",
-                ]
-            )
-        reached = [r for r in runs if r["solve_step"] is not None]
-        summary_rows.append(
-            [
-                lib,
-                task,
-                f"{TASKS[task][0]}, goal {goal(task)}",
-                f"{len(reached)}/{len(runs)}",
-                fmt(median_solve([r["solve_step"] for r in runs]), missing="never"),
-                fmt(median_solve([r["solve_seconds"] for r in runs]), ".1f", missing="never"),
-                f"{median([r['fps'] for r in runs]):,.0f}",
-                f"{median([r['final_mean'] for r in runs]):.1f}",
-            ]
-        )
     lines = [
         f"Machine: {machine()}. Date: {today()}. "
         f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3')}.",
@@ -171,27 +134,10 @@ def main() -> None:
         "seconds minus evaluation, compilation included; final = 100 episodes). "
         f"A2C trains {args.a2c_steps:,} steps. Medians count a seed that never got there as never:",
         "",
-        markdown_table(["library", "algo", "seed", "reached at step", "reached at s", "steps/s", "final return"], rows),
-        "",
-        "Medians:",
-        "",
-        markdown_table(
-            ["library", "algo", "task", "reached", "step", "s", "steps/s", "final return"],
-            summary_rows,
-        ),
+        *learning_tables(results, ".1f"),
     ]
     if "sb3" in libs:
-        lines += ["", "Ratios (kerasdojo / SB3, medians):", ""]
-        for task in tasks:
-            ours, theirs = results[("kerasdojo", task)], results[("sb3", task)]
-            fps_ratio = median([r["fps"] for r in ours]) / median([r["fps"] for r in theirs])
-            t_ours = median_solve([r["solve_seconds"] for r in ours])
-            t_theirs = median_solve([r["solve_seconds"] for r in theirs])
-            if t_ours is not None and t_theirs is not None:
-                solve = f"median time to goal x{t_ours / t_theirs:.2f} ({t_ours:.1f} s vs {t_theirs:.1f} s)"
-            else:
-                solve = f"median time to goal {fmt(t_ours, '.1f', 'never')} s vs {fmt(t_theirs, '.1f', 'never')} s"
-            lines.append(f"- {task}: steps/s x{fps_ratio:.2f}; {solve}")
+        lines += ratio_lines(results, tasks, ".1f")
     body = "## Continuous control and A2C (`benchmarks/continuous.py`)\n\n" + "\n".join(lines)
     print("\n" + body)
     if not args.no_write:

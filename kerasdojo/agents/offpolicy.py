@@ -23,6 +23,7 @@ from kerasdojo import backend, networks
 from kerasdojo.agents.base import Agent, AgentConfig, schedule
 from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
 from kerasdojo.config import option
+from kerasdojo.errors import DojoError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +75,6 @@ class OffPolicyAgent(Agent):
         self.low = np.asarray(action_space.low, np.float32).reshape(-1)
         self.high = np.asarray(action_space.high, np.float32).reshape(-1)
         if not (np.isfinite(self.low).all() and np.isfinite(self.high).all()):
-            from kerasdojo.errors import DojoError
-
             raise DojoError(
                 f"{self.name} needs a bounded Box action space; this one is {action_space}",
                 hint="wrap the env in gymnasium.wrappers.RescaleAction or use ppo/a2c",
@@ -95,6 +94,22 @@ class OffPolicyAgent(Agent):
         layers = networks.mlp_layers(cfg.net_arch, cfg.activation, init=cfg.init, gain=1.0)
         return networks.build((self.obs_dim + self.action_dim,), layers + networks.q_head(1, cfg.init), name)
 
+    def build_critics(self, n: int) -> None:
+        """``n`` critics ``q1..qn``, their target copies and one Adam optimizer over all of them."""
+        keras = backend.keras()
+        self.critics = [self.critic(f"q{i + 1}") for i in range(n)]
+        self.critic_targets = [self.critic(f"q{i + 1}_target") for i in range(n)]
+        for target, online in zip(self.critic_targets, self.critics, strict=True):
+            target.set_weights(online.get_weights())
+        self.critic_vars = [v for c in self.critics for v in c.trainable_variables]
+        self.critic_opt = keras.optimizers.Adam(learning_rate=self.cfg.learning_rate)
+        self.critic_opt.build(self.critic_vars)
+
+    def update_critic_targets(self) -> None:
+        """Polyak-average every critic target towards its critic (inside compiled code)."""
+        for target, online in zip(self.critic_targets, self.critics, strict=True):
+            self.polyak(target.weights, online.weights, self.cfg.tau)
+
     def actor_torso(self) -> list[Any]:
         cfg = self.cfg
         return networks.mlp_layers(
@@ -106,6 +121,11 @@ class OffPolicyAgent(Agent):
         tf = backend.tf()
         flat = tf.reshape(tf.cast(obs, tf.float32), [-1, self.obs_dim])
         return model(tf.concat([flat, actions], axis=1), training=True)[:, 0]
+
+    def min_q(self, models: list[Any], obs: Any, actions: Any) -> Any:
+        """The smallest of the ``models``' Q values (one model: its values), inside compiled code."""
+        qs = [self.q(m, obs, actions) for m in models]
+        return qs[0] if len(qs) == 1 else backend.tf().reduce_min(backend.tf().stack(qs), axis=0)
 
     @staticmethod
     def polyak(targets: Any, online: Any, tau: float) -> None:

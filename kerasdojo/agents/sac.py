@@ -74,7 +74,7 @@ def _number(key: str, raw: str) -> float:
 
 
 def squashed_gaussian(mean: Any, log_std: Any, noise: Any) -> tuple[Any, Any]:
-    """Sample ``a = tanh(mean + exp(log_std) * noise)`` and its log-probability (TF or NumPy-free).
+    """Sample ``a = tanh(mean + exp(log_std) * noise)`` and its log-probability (TF tensors).
 
     ``log pi(a) = sum_j [log N(u_j; mean_j, std_j) - log(1 - tanh(u_j)^2)]``, where
     ``log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))`` keeps it finite at the bounds.
@@ -100,19 +100,13 @@ class SAC(OffPolicyAgent):
         self.actor = networks.build(
             obs_shape, self.actor_torso() + networks.squashed_gaussian_head(A, cfg.init), "actor"
         )
-        self.critics = [self.critic("q1"), self.critic("q2")]
-        self.critic_targets = [self.critic("q1_target"), self.critic("q2_target")]
-        for target, online in zip(self.critic_targets, self.critics, strict=True):
-            target.set_weights(online.get_weights())
-        self.critic_vars = [v for c in self.critics for v in c.trainable_variables]
+        self.build_critics(2)
         start, self.tune_entropy = cfg.entropy_start()
         self.log_ent_coef = keras.Variable(np.float32(math.log(start)), name="log_ent_coef", trainable=True)
         self.target_entropy = float(-A if cfg.target_entropy == "auto" else float(cfg.target_entropy))
         self.actor_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
-        self.critic_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
         self.ent_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
         self.actor_opt.build(self.actor.trainable_variables)
-        self.critic_opt.build(self.critic_vars)
         self.ent_opt.build([self.log_ent_coef])
         # What a user keeps: observations -> tanh(mean) mapped to the bounds (deterministic actions).
         mean_only = np.concatenate([np.eye(A), np.zeros((A, A))], axis=0)
@@ -175,7 +169,7 @@ class SAC(OffPolicyAgent):
             ent_coef = tf.exp(self.log_ent_coef)  # this step's value, before its own update
             # Critics: soft Bellman targets from the target critics and a fresh next action.
             next_a, next_logp = self._sample(o2)
-            q_next = tf.minimum(*[self.q(t, o2, next_a) for t in self.critic_targets]) - ent_coef * next_logp
+            q_next = self.min_q(self.critic_targets, o2, next_a) - ent_coef * next_logp
             target = tf.stop_gradient(r + cfg.gamma * (1.0 - d) * q_next)
             with tf.GradientTape() as tape:
                 critic_loss = 0.5 * tf.add_n([tf.reduce_mean((self.q(c, o, a) - target) ** 2) for c in self.critics])
@@ -183,7 +177,7 @@ class SAC(OffPolicyAgent):
             # Actor: maximise the soft value of its own (reparameterised) action.
             with tf.GradientTape() as tape:
                 a_pi, logp = self._sample(o)
-                q_pi = tf.minimum(*[self.q(c, o, a_pi) for c in self.critics])
+                q_pi = self.min_q(self.critics, o, a_pi)
                 actor_loss = tf.reduce_mean(ent_coef * logp - q_pi)
             self.actor_opt.apply(tape.gradient(actor_loss, actor_vars), actor_vars)
             # Entropy coefficient: towards the target entropy.
@@ -191,8 +185,7 @@ class SAC(OffPolicyAgent):
             if self.tune_entropy:
                 self.ent_opt.apply([-tf.reduce_mean(tf.stop_gradient(logp + self.target_entropy))], [self.log_ent_coef])
             if (n_updates + tf.cast(i, tf.int64) + 1) % cfg.target_update_interval == 0:
-                for target_net, online in zip(self.critic_targets, self.critics, strict=True):
-                    self.polyak(target_net.weights, online.weights, cfg.tau)
+                self.update_critic_targets()
             sums = {
                 "actor_loss": sums["actor_loss"] + actor_loss,
                 "critic_loss": sums["critic_loss"] + critic_loss,

@@ -76,15 +76,9 @@ class TD3(OffPolicyAgent):
         self.actor = actor("actor")
         self.actor_target = actor("actor_target")
         self.actor_target.set_weights(self.actor.get_weights())
-        self.critics = [self.critic(f"q{i + 1}") for i in range(cfg.n_critics)]
-        self.critic_targets = [self.critic(f"q{i + 1}_target") for i in range(cfg.n_critics)]
-        for target, online in zip(self.critic_targets, self.critics, strict=True):
-            target.set_weights(online.get_weights())
-        self.critic_vars = [v for c in self.critics for v in c.trainable_variables]
+        self.build_critics(cfg.n_critics)
         self.actor_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
-        self.critic_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
         self.actor_opt.build(self.actor.trainable_variables)
-        self.critic_opt.build(self.critic_vars)
         # What a user keeps: observations -> actions mapped to the bounds.
         self.policy = networks.build(obs_shape, [*self.actor.layers, networks.to_bounds(self.low, self.high)], "policy")
         self.forward = Forward([self.actor], fast=cfg.fast_act)
@@ -153,8 +147,7 @@ class TD3(OffPolicyAgent):
     def td_target(self, rewards: Any, terminated: Any, next_obs: Any, next_actions: Any) -> Any:
         """``r + gamma * (1 - terminated) * min_i Q'_i(s', a')``."""
         tf = backend.tf()
-        qs = [self.q(t, next_obs, next_actions) for t in self.critic_targets]
-        q_next = qs[0] if len(qs) == 1 else tf.reduce_min(tf.stack(qs), axis=0)
+        q_next = self.min_q(self.critic_targets, next_obs, next_actions)
         return tf.stop_gradient(rewards + self.cfg.gamma * (1.0 - terminated) * q_next)
 
     def _train_steps(
@@ -178,8 +171,7 @@ class TD3(OffPolicyAgent):
                 with tf.GradientTape() as tape:
                     actor_loss = -tf.reduce_mean(self.q(self.critics[0], o, self.actor(o, training=True)))
                 self.actor_opt.apply(tape.gradient(actor_loss, actor_vars), actor_vars)
-                for target_net, online in zip(self.critic_targets, self.critics, strict=True):
-                    self.polyak(target_net.weights, online.weights, cfg.tau)
+                self.update_critic_targets()
                 self.polyak(self.actor_target.weights, self.actor.weights, cfg.tau)
                 actor_sum += actor_loss
                 actor_count += 1.0
