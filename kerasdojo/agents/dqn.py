@@ -182,10 +182,9 @@ class DQN(Agent):
         tf = backend.tf()
         cfg = self.cfg
         variables = self.q.trainable_variables
-        loss_sum = tf.constant(0.0)
-        q_sum = tf.constant(0.0)
         k = tf.shape(obs)[0]
-        for i in tf.range(k):
+
+        def body(i: Any, loss_sum: Any, q_sum: Any) -> tuple[Any, Any, Any]:
             o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
             q_next_target = self.q_target(o2, training=False)
             if cfg.double_q:
@@ -199,7 +198,10 @@ class DQN(Agent):
                 q = tf.gather(q_all, tf.cast(a, tf.int32), batch_dims=1)
                 loss = self.huber(target, q)
             self.opt.apply(tape.gradient(loss, variables), variables)  # clipped by the optimizer's global_clipnorm
-            loss_sum += loss
-            q_sum += tf.reduce_mean(q)
+            return i + 1, loss_sum + loss, q_sum + tf.reduce_mean(q)
+
+        # An explicit while loop (no autograph needed: tracing stays short).
+        zero = tf.constant(0.0)
+        _, loss_sum, q_sum = tf.while_loop(lambda i, *_: i < k, body, (tf.constant(0), zero, zero))
         count = tf.cast(tf.maximum(k, 1), tf.float32)
         return loss_sum / count, q_sum / count

@@ -91,7 +91,7 @@ class PPO(ActorCritic):
         mask: Any,
         clip: Any,
     ) -> dict[str, Any]:
-        """All epochs and minibatches of one PPO update, in one compiled call."""
+        """All epochs and minibatches of one PPO update, in one compiled call (no autograph needed)."""
         tf = backend.tf()
         cfg = self.cfg
         n = obs.shape[0]
@@ -101,17 +101,10 @@ class PPO(ActorCritic):
         # One random permutation per epoch, cut into minibatches.
         perms = tf.argsort(self.tf_rng.uniform([cfg.n_epochs, n]), axis=1)[:, : n_mb * bs]
         batches = tf.reshape(perms, [total, bs])
-        zero = tf.constant(0.0)
-        sums = {
-            "policy_gradient_loss": zero,
-            "value_loss": zero,
-            "entropy_loss": zero,
-            "approx_kl": zero,
-            "clip_fraction": zero,
-            "loss": zero,
-        }
-        done = tf.constant(0)
-        for i in tf.range(total):
+        names = ("policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction", "loss")
+
+        def minibatch(i: Any) -> tuple[Any, Any, tuple[Any, ...]]:
+            """Gradients and statistics of minibatch ``i``."""
             idx = batches[i]
             o, a = tf.gather(obs, idx), tf.gather(actions, idx)
             olp, adv = tf.gather(old_logp, idx), tf.gather(advantages, idx)
@@ -135,19 +128,29 @@ class PPO(ActorCritic):
                 entropy_loss = -tf.reduce_sum(weight * entropy)
                 loss = pg_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
             approx_kl = tf.reduce_sum(weight * ((ratio - 1.0) - log_ratio))
-            if cfg.target_kl > 0 and approx_kl > 1.5 * cfg.target_kl:
-                break
-            self.opt.apply(tape.gradient(loss, self.train_vars), self.train_vars)  # global_clipnorm clips
             clip_fraction = tf.reduce_sum(weight * tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
-            sums = {
-                "policy_gradient_loss": sums["policy_gradient_loss"] + pg_loss,
-                "value_loss": sums["value_loss"] + value_loss,
-                "entropy_loss": sums["entropy_loss"] + entropy_loss,
-                "approx_kl": sums["approx_kl"] + approx_kl,
-                "clip_fraction": sums["clip_fraction"] + clip_fraction,
-                "loss": sums["loss"] + loss,
-            }
-            done += 1
+            grads = tape.gradient(loss, self.train_vars)
+            return grads, approx_kl, (pg_loss, value_loss, entropy_loss, approx_kl, clip_fraction, loss)
+
+        # An explicit while loop (no autograph: tracing stays short). With target_kl, the epochs
+        # stop before the first minibatch whose approx KL exceeds 1.5 * target_kl, as SB3.
+        def body(i: Any, done: Any, stop: Any, sums: tuple[Any, ...]) -> tuple[Any, ...]:
+            grads, approx_kl, stats = minibatch(i)
+            if cfg.target_kl <= 0:
+                self.opt.apply(grads, self.train_vars)  # global_clipnorm clips
+                return i + 1, done + 1, stop, tuple(a + b for a, b in zip(sums, stats, strict=True))
+            exceeded = approx_kl > 1.5 * cfg.target_kl
+
+            def apply() -> tuple[Any, ...]:
+                self.opt.apply(grads, self.train_vars)
+                return tuple(a + b for a, b in zip(sums, stats, strict=True))
+
+            sums = tf.cond(exceeded, lambda: sums, apply)
+            return i + 1, done + tf.cast(~exceeded, tf.int32), exceeded, sums
+
+        start = (tf.constant(0), tf.constant(0), tf.constant(False), tuple(tf.constant(0.0) for _ in names))
+        _, done, _, sums = tf.while_loop(lambda i, done, stop, sums: (i < total) & ~stop, body, start)
+        sums = dict(zip(names, sums, strict=True))
         count = tf.maximum(tf.cast(done, tf.float32), 1.0)
         out = {k: v / count for k, v in sums.items()}
         out["gradient_steps"] = tf.cast(done, tf.float32)

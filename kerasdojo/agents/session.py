@@ -54,11 +54,20 @@ class TrainSpec:
     eval_episodes: int = 10
     save_every: int = 50_000
     video: bool = False
+    native: bool = False  # train on the TensorFlow-native env, compiled end to end
 
     # Resolved into the agent's config, so not stored with the spec in config.json.
     IN_CONFIG = ("overrides", "total_steps", "n_envs")
 
     def check(self) -> None:
+        if self.native:
+            from kerasdojo.agents.native import native_agent
+            from kerasdojo.envs import native
+
+            native.make(self.env_id)  # a DojoError naming the envs that have a twin
+            native_agent(self.agent)
+            if self.env_kwargs or self.async_envs:
+                raise DojoError("--native takes neither --env-kwargs nor --async: the native envs are fixed twins")
         for name in ("eval_every", "save_every"):
             if getattr(self, name) < 0:
                 raise DojoError(f"--{name.replace('_', '-')} must be >= 0. Received: {getattr(self, name)}")
@@ -73,8 +82,9 @@ class TrainSpec:
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> TrainSpec:
-        names = [f.name for f in dataclasses.fields(cls) if f.name not in cls.IN_CONFIG]
-        return cls(**{k: data[k] for k in names})
+        fields = [f for f in dataclasses.fields(cls) if f.name not in cls.IN_CONFIG]
+        # Fields added later (native) take their defaults in runs made before them.
+        return cls(**{f.name: data[f.name] for f in fields if f.name in data or f.default is dataclasses.MISSING})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,18 +137,33 @@ class Session:
         self.run, self.spec, self.cfg, self.state = run, spec, cfg, state
         seed = spec.seed
         backend.seed_everything(seed + state.step)
-        self.env = envs_mod.make_vec(
-            spec.env_id,
-            cfg.n_envs,
-            seed=seed + state.step,
-            env_kwargs=spec.env_kwargs,
-            async_=spec.async_envs,
-            normalize_obs=cfg.normalize_obs,
-            normalize_reward=cfg.normalize_reward,
-            gamma=getattr(cfg, "gamma", 0.99),
-        )
-        check_supported(spec.agent, spec.env_id, self.env.single_action_space)
-        self.agent = build_agent(spec.agent, cfg, self.env, seed)
+        if spec.native:
+            from kerasdojo.agents.native import NativeVecEnv, native_agent
+
+            self.env: Any = NativeVecEnv(
+                spec.env_id,
+                cfg.n_envs,
+                seed=seed + state.step,
+                normalize_obs=cfg.normalize_obs,
+                normalize_reward=cfg.normalize_reward,
+                gamma=getattr(cfg, "gamma", 0.99),
+            )
+            check_supported(spec.agent, spec.env_id, self.env.single_action_space)
+            env = self.env
+            self.agent = native_agent(spec.agent)(cfg, env.obs_shape, env.obs_dtype, env.single_action_space, seed)
+        else:
+            self.env = envs_mod.make_vec(
+                spec.env_id,
+                cfg.n_envs,
+                seed=seed + state.step,
+                env_kwargs=spec.env_kwargs,
+                async_=spec.async_envs,
+                normalize_obs=cfg.normalize_obs,
+                normalize_reward=cfg.normalize_reward,
+                gamma=getattr(cfg, "gamma", 0.99),
+            )
+            check_supported(spec.agent, spec.env_id, self.env.single_action_space)
+            self.agent = build_agent(spec.agent, cfg, self.env, seed)
         self.eval_env = envs_mod.make_vec(
             spec.env_id,
             min(spec.eval_episodes, MAX_EVAL_ENVS),
@@ -146,7 +171,7 @@ class Session:
             env_kwargs=spec.env_kwargs,
             normalize_obs=cfg.normalize_obs,
         )
-        self.title = f"{spec.agent} on {spec.env_id} (seed {seed})"
+        self.title = f"{spec.agent} on {spec.env_id} (seed {seed}{', native' if spec.native else ''})"
         self.policy_path: Path | None = None
         self.video_path: Path | None = None
         self.final_eval: EvalResult | None = None

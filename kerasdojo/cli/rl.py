@@ -169,6 +169,14 @@ def train(
         int, typer.Option("--save-every", help="Checkpoint every N steps (0: only at the end).")
     ] = 50_000,
     video: Annotated[bool, typer.Option("--video", help="Record the final evaluation episode (GIF).")] = False,
+    native: Annotated[
+        bool,
+        typer.Option(
+            "--native",
+            help="Train on the TensorFlow twin of a classic-control env, rollout and update compiled as one "
+            "XLA program (ppo, dqn; evaluation stays on Gymnasium's env).",
+        ),
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Train an agent; logs go to TensorBoard, the agent and its evaluation into the run directory."""
@@ -190,6 +198,7 @@ def train(
         eval_episodes=eval_episodes,
         save_every=save_every,
         video=video,
+        native=native,
     )
     _run_training(session.start(spec, runs_dir), quiet)
 

@@ -73,13 +73,10 @@ def test_native_env_matches_gymnasium(env_id: str) -> None:
     data = gymnasium_transitions(env_id, TRANSITIONS)
     env = native.make(env_id)
     action = data["action"].astype(np.int32) if env.discrete else data["action"].reshape(-1, 1)
-    out = native.step(
-        env,
-        tf.constant(data["state"], env.dtype),
-        tf.constant(data["t"], tf.int32),
-        tf.constant(action),
-        tf.random.Generator.from_seed(0),
-    )
+    rng = tf.random.Generator.from_seed(0)
+    # Compiled with XLA, as the trainers run it.
+    compiled = tf.function(lambda s, t, a: native.step(env, s, t, a, rng), jit_compile=True)
+    out = compiled(tf.constant(data["state"], env.dtype), tf.constant(data["t"], tf.int32), tf.constant(action))
     np.testing.assert_allclose(out.final_obs.numpy(), data["obs"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(out.reward.numpy(), data["reward"], rtol=0, atol=1e-5)
     np.testing.assert_array_equal(out.terminated.numpy(), data["terminated"])

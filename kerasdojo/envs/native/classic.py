@@ -194,7 +194,7 @@ class MountainCar(NativeEnv):
         velocity = velocity + push + tf.cos(3 * position) * (-self.gravity)
         velocity = tf.clip_by_value(velocity, -self.max_speed, self.max_speed)
         position = tf.clip_by_value(position + velocity, self.min_position, self.max_position)
-        velocity = tf.where((position == self.min_position) & (velocity < 0), 0.0, velocity)
+        velocity = tf.where((position == self.min_position) & (velocity < 0), tf.zeros_like(velocity), velocity)
         terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
         return tf.stack([position, velocity], axis=1), terminated
 

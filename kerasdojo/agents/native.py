@@ -1,0 +1,525 @@
+"""Training compiled end to end: PPO and DQN on TensorFlow-native environments (``--native``).
+
+For the classic-control envs that have a TensorFlow twin (:mod:`kerasdojo.envs.native`),
+one ``tf.function(jit_compile=True)`` call does a whole iteration: PPO samples its
+policy, steps the envs, collects ``n_steps`` steps, computes GAE and runs every
+epoch and minibatch of its update; DQN acts epsilon-greedily, steps, stores into a
+replay buffer held in TensorFlow variables and runs its gradient steps. Python only
+calls it, appends finished episodes to the statistics and runs the hooks between
+calls, so everything else (run directory, TensorBoard, checkpoints, resume, the best
+agent, ``policy.keras``, evaluation on Gymnasium's own env) is the same as for any run.
+
+:class:`NativeVecEnv` stands where the Gymnasium vector env stands for the session and
+its hooks; :class:`NativePPO` and :class:`NativeDQN` are PPO and DQN with their networks,
+optimizers, updates and checkpoint contents unchanged, so a native run's agent loads
+and evaluates as a plain PPO or DQN agent.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kerasdojo import backend
+from kerasdojo.agents.actor_critic import LOG_2PI
+from kerasdojo.agents.dqn import DQN
+from kerasdojo.agents.ppo import PPO
+from kerasdojo.envs import native, spaces_of
+from kerasdojo.envs.wrappers import Normalizer
+from kerasdojo.errors import DojoError
+
+NATIVE_AGENTS = ("ppo", "dqn")
+
+
+def native_agent(name: str) -> type:
+    """The compiled trainer for agent ``name``; a DojoError for agents that have none."""
+    agents = {"ppo": NativePPO, "dqn": NativeDQN}
+    if name not in agents:
+        raise DojoError(f"--native trains {' and '.join(NATIVE_AGENTS)}; {name} has no compiled trainer yet")
+    return agents[name]
+
+
+# --------------------------------------------------------------------------- the env side
+
+
+class TFNormalizer(Normalizer):
+    """SB3's VecNormalize statistics kept in TensorFlow variables (updated inside the compiled
+    call); ``state``/``load_state`` and the NumPy fields read and write those variables."""
+
+    def __init__(self, obs_shape: tuple[int, ...], obs: bool, reward: bool, gamma: float, n_envs: int) -> None:
+        super().__init__(obs_shape, obs, reward, gamma)
+        tf = backend.tf()
+        f64 = tf.float64
+        self.vars = {
+            "obs_mean": tf.Variable(tf.zeros(obs_shape, f64), trainable=False),
+            "obs_var": tf.Variable(tf.ones(obs_shape, f64), trainable=False),
+            "obs_count": tf.Variable(tf.constant(1e-4, f64), trainable=False),
+            "ret_mean": tf.Variable(tf.constant(0.0, f64), trainable=False),
+            "ret_var": tf.Variable(tf.constant(1.0, f64), trainable=False),
+            "ret_count": tf.Variable(tf.constant(1e-4, f64), trainable=False),
+        }
+        self.returns = tf.Variable(tf.zeros([n_envs], f64), trainable=False)
+
+    def pull(self) -> None:
+        """Copy the variables into the NumPy statistics (for export and evaluation)."""
+        Normalizer.load_state(self, {k: v.numpy() for k, v in self.vars.items()})
+
+    def state(self) -> dict[str, np.ndarray]:
+        self.pull()
+        return super().state()
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        super().load_state(state)
+        for key, var in self.vars.items():
+            var.assign(np.asarray(state[key], np.float64))
+
+    # ------------------------------------------------------------------ inside the compiled call
+    def tf_observation(self, obs: Any, update: bool = True) -> Any:
+        tf = backend.tf()
+        if not self.norm_obs:
+            return obs
+        v = self.vars
+        x = tf.cast(obs, tf.float64)
+        if update:
+            _rms_update(v["obs_mean"], v["obs_var"], v["obs_count"], x)
+        out = (x - v["obs_mean"]) / tf.sqrt(v["obs_var"] + self.epsilon)
+        return tf.cast(tf.clip_by_value(out, -self.clip, self.clip), tf.float32)
+
+    def tf_reward(self, reward: Any, done: Any) -> Any:
+        tf = backend.tf()
+        if not self.norm_reward:
+            return reward
+        v = self.vars
+        returns = self.returns * self.gamma + tf.cast(reward, tf.float64)
+        _rms_update(v["ret_mean"], v["ret_var"], v["ret_count"], returns)
+        self.returns.assign(tf.where(done, tf.zeros_like(returns), returns))
+        out = tf.cast(reward, tf.float64) / tf.sqrt(v["ret_var"] + self.epsilon)
+        return tf.cast(tf.clip_by_value(out, -self.clip, self.clip), tf.float32)
+
+
+def _rms_update(mean: Any, var: Any, count: Any, batch: Any) -> None:
+    """:class:`~kerasdojo.envs.wrappers.RunningMeanStd`'s update, on variables."""
+    tf = backend.tf()
+    b_mean = tf.reduce_mean(batch, axis=0)
+    b_var = tf.math.reduce_variance(batch, axis=0)
+    b_count = tf.cast(tf.shape(batch)[0], tf.float64)
+    delta = b_mean - mean
+    total = count + b_count
+    m2 = var * count + b_var * b_count + delta**2 * count * b_count / total
+    mean.assign(mean + delta * b_count / total)
+    var.assign(m2 / total)
+    count.assign(total)
+
+
+class NativeVecEnv:
+    """A batch of native envs, with what the session and its hooks read from a vector env:
+    spaces, episode statistics and the normaliser. The env state lives in variables that the
+    agent's compiled call reads and writes; :meth:`record` takes its finished episodes."""
+
+    def __init__(
+        self,
+        env_id: str,
+        n_envs: int,
+        seed: int,
+        normalize_obs: bool = False,
+        normalize_reward: bool = False,
+        gamma: float = 0.99,
+    ) -> None:
+        tf = backend.tf()
+        self.env = native.make(env_id)
+        self.env_id = env_id
+        self.num_envs = n_envs
+        self.single_observation_space, self.single_action_space = spaces_of(env_id)
+        self.obs_shape = (self.env.obs_dim,)
+        self.obs_dtype = np.float32
+        self._normalizer = TFNormalizer(self.obs_shape, normalize_obs, normalize_reward, gamma, n_envs)
+        self.rng = tf.random.Generator.from_seed(seed)
+        self.state = tf.Variable(tf.zeros([n_envs, self.env.state_dim], self.env.dtype), trainable=False)
+        self.t = tf.Variable(tf.zeros([n_envs], tf.int32), trainable=False)
+        self.ep_return = tf.Variable(tf.zeros([n_envs], tf.float64), trainable=False)
+        self.ep_length = tf.Variable(tf.zeros([n_envs], tf.int32), trainable=False)
+        self.episode_returns: deque[float] = deque(maxlen=100)
+        self.episode_lengths: deque[int] = deque(maxlen=100)
+        self.episodes = 0
+        self.reset(seed)
+
+    @property
+    def normalizer(self) -> TFNormalizer:
+        self._normalizer.pull()
+        return self._normalizer
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.rng.reset_from_seed(seed)
+        self.state.assign(self.env.initial(self.rng, self.num_envs))
+        self.t.assign(tf_zeros_like(self.t))
+        self.ep_return.assign(tf_zeros_like(self.ep_return))
+        self.ep_length.assign(tf_zeros_like(self.ep_length))
+        self._normalizer.returns.assign(tf_zeros_like(self._normalizer.returns))
+
+    # ------------------------------------------------------------------ inside the compiled call
+    def tf_step(self, state: Any, t: Any, actions: Any, ep_return: Any, ep_length: Any) -> tuple[Any, ...]:
+        """One step of every env with episode bookkeeping: returns the :class:`native.Step`
+        and the running returns and lengths, with the finished episodes' totals."""
+        tf = backend.tf()
+        if not self.env.discrete:
+            actions = tf.clip_by_value(actions, self.env.action_low, self.env.action_high)
+        out = native.step(self.env, state, t, actions, self.rng)
+        done = out.terminated | out.truncated
+        ep_return = ep_return + tf.cast(out.reward, tf.float64)
+        ep_length = ep_length + 1
+        finished = (done, ep_return, ep_length)
+        zeros = tf.zeros_like(ep_return)
+        return out, tf.where(done, zeros, ep_return), tf.where(done, 0, ep_length), finished
+
+    # ------------------------------------------------------------------ after the call
+    def record(self, done: np.ndarray, returns: np.ndarray, lengths: np.ndarray) -> None:
+        """Add the episodes a call finished (arrays shaped [steps, n_envs]) to the statistics."""
+        for t, i in zip(*np.nonzero(done), strict=True):
+            self.episode_returns.append(float(returns[t, i]))
+            self.episode_lengths.append(int(lengths[t, i]))
+            self.episodes += 1
+
+    def stats(self) -> dict[str, float]:
+        if not self.episode_returns:
+            return {"rollout/ep_rew_mean": float("nan"), "rollout/ep_len_mean": float("nan")}
+        return {
+            "rollout/ep_rew_mean": float(np.mean(self.episode_returns)),
+            "rollout/ep_len_mean": float(np.mean(self.episode_lengths)),
+        }
+
+    def close(self) -> None:
+        pass
+
+
+def tf_zeros_like(var: Any) -> Any:
+    return backend.tf().zeros_like(var)
+
+
+def compile_native(fn: Any) -> Any:
+    """One XLA program. Without autograph: its conversion was ~80% of the tracing time, and
+    the control flow inside is written with ``tf.while_loop``/``tf.cond`` already."""
+    return backend.tf().function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
+
+
+# --------------------------------------------------------------------------- the agents
+
+
+class NativeTrainer:
+    """What both compiled trainers share: the env they drive, one compiled call per
+    ``learn``, a count of its traces, and NumPy acting copies refreshed only when used."""
+
+    native: ClassVar[bool] = True
+    env: NativeVecEnv
+    traces: int
+    _stale: bool
+
+    def _finish(self, out: dict[str, Any]) -> dict[str, float]:
+        """Take the episodes out of a call's results; the rest are scalars to log."""
+        self.env.record(out.pop("done").numpy(), out.pop("ep_return").numpy(), out.pop("ep_length").numpy())
+        self._stale = True
+        return {k: float(v) for k, v in out.items()}
+
+    def _fresh(self) -> None:
+        if self._stale:
+            self._stale = False
+            self.refresh()
+
+
+class NativePPO(NativeTrainer, PPO):
+    """PPO whose whole iteration (rollout, GAE, every epoch of the update) is one XLA program."""
+
+    def begin(self, env: NativeVecEnv) -> None:
+        if not isinstance(env, NativeVecEnv):
+            raise TypeError("NativePPO trains on a NativeVecEnv")
+        self.env = env
+        self.obs = None
+        self.traces = 0
+        self._stale = False
+        self._iterate = compile_native(self._iteration)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        self._fresh()
+        return super().act(obs, deterministic)
+
+    def learn(self, env: Any, step: int, total_steps: int) -> tuple[int, dict[str, float]]:
+        cfg = self.cfg
+        progress = np.float32(step / total_steps)
+        out = self._iterate(progress)
+        metrics = self._finish(out)
+        self.n_updates += int(metrics.pop("gradient_steps"))
+        metrics["train/n_updates"] = float(self.n_updates)
+        if self.log_std is None:
+            metrics.pop("train/std")
+        return cfg.n_steps * env.num_envs, metrics
+
+    # ------------------------------------------------------------------ compiled
+    def _sample_tf(self, out: Any) -> tuple[Any, Any]:
+        tf = backend.tf()
+        if self.discrete:
+            log_p = tf.nn.log_softmax(out)
+            u = self.tf_rng.uniform(tf.shape(out), minval=1e-20, maxval=1.0)
+            actions = tf.argmax(log_p - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
+            return actions, tf.gather(log_p, actions, batch_dims=1)
+        noise = self.tf_rng.normal(tf.shape(out))
+        actions = out + tf.exp(self.log_std) * noise
+        return actions, tf.reduce_sum(-0.5 * noise**2 - self.log_std - 0.5 * LOG_2PI, axis=1)
+
+    def _iteration(self, progress: Any) -> dict[str, Any]:
+        tf = backend.tf()
+        self.traces += 1
+        cfg, env = self.cfg, self.env
+        n_steps, n_envs = cfg.n_steps, env.num_envs
+        norm = env._normalizer
+        lr = cfg.learning_rate * (tf.maximum(1.0 - progress, 0.0) if cfg.lr_schedule == "linear" else 1.0)
+        clip = cfg.clip_range * (tf.maximum(1.0 - progress, 0.0) if cfg.clip_schedule == "linear" else 1.0)
+        self.opt.learning_rate.assign(lr)
+
+        names = ("obs", "actions", "log_probs", "values", "rewards", "terminated", "done", "final_obs")
+        names += ("ep_return", "ep_length")
+        dtypes = (tf.float32, tf.int32 if self.discrete else tf.float32, tf.float32, tf.float32, tf.float32)
+        dtypes += (tf.float32, tf.bool, tf.float32, tf.float64, tf.int32)
+
+        def body(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any, arrays: Any) -> Any:
+            logits = self.pi(obs, training=False)
+            value = self.vf(obs, training=False)[:, 0]
+            actions, log_probs = self._sample_tf(logits)
+            env_actions = actions if self.discrete else tf.reshape(actions, [n_envs, *self.action_shape])
+            out, ep_return, ep_length, (done, ep_ret_end, ep_len_end) = env.tf_step(
+                state, t, env_actions, ep_return, ep_length
+            )
+            next_obs = norm.tf_observation(out.obs)
+            final_obs = norm.tf_observation(out.final_obs, update=False)
+            reward = norm.tf_reward(out.reward, done)
+            row = (obs, actions, log_probs, value, reward, tf.cast(out.terminated, tf.float32), done, final_obs)
+            row += (ep_ret_end, ep_len_end)
+            arrays = tuple(a.write(i, v) for a, v in zip(arrays, row, strict=True))
+            return i + 1, out.state, out.t, next_obs, ep_return, ep_length, arrays
+
+        obs = norm.tf_observation(env.env.observe(env.state), update=False)
+        start = (tf.constant(0), env.state.read_value(), env.t.read_value(), obs)
+        start += (env.ep_return.read_value(), env.ep_length.read_value())
+        start += (tuple(tf.TensorArray(d, size=n_steps) for d in dtypes),)
+        _, state, t, obs, ep_return, ep_length, arrays = tf.while_loop(lambda i, *_: i < n_steps, body, start)
+        env.state.assign(state)
+        env.t.assign(t)
+        env.ep_return.assign(ep_return)
+        env.ep_length.assign(ep_length)
+        data = {k: a.stack() for k, a in zip(names, arrays, strict=True)}
+        values, done = data["values"], data["done"]
+        last_value = self.vf(obs, training=False)[:, 0]
+        final_values = tf.reshape(self.vf(tf.reshape(data["final_obs"], [n_steps * n_envs, -1]))[:, 0], [n_steps, -1])
+        following = tf.concat([values[1:], last_value[None]], axis=0)
+        next_values = tf.where(done, final_values, following)  # an ended episode bootstraps from its own last obs
+        deltas = data["rewards"] + cfg.gamma * next_values * (1.0 - data["terminated"]) - values
+        carry = cfg.gamma * cfg.gae_lambda * (1.0 - tf.cast(done, tf.float32))
+        advantages = tf.scan(
+            lambda acc, x: x[0] + x[1] * acc, (deltas, carry), initializer=tf.zeros([n_envs]), reverse=True
+        )
+        returns = advantages + values
+
+        def flat(x: Any) -> Any:
+            return tf.reshape(x, [n_steps * n_envs, *x.shape[2:]])
+
+        actions = flat(data["actions"])
+        if not self.discrete:
+            actions = tf.reshape(actions, [n_steps * n_envs, *self.action_shape])
+        stats = self._update_step(
+            flat(data["obs"]),
+            actions,
+            flat(data["log_probs"]),
+            flat(advantages),
+            flat(returns),
+            flat(values),
+            tf.ones([n_steps * n_envs]),
+            clip,
+        )
+        out = {f"train/{k}": v for k, v in stats.items() if k != "gradient_steps"}
+        out["gradient_steps"] = stats["gradient_steps"]
+        var_y = tf.math.reduce_variance(returns)
+        out["train/explained_variance"] = 1.0 - tf.math.reduce_variance(returns - values) / var_y
+        out["train/learning_rate"] = lr
+        out["train/clip_range"] = clip
+        out["train/std"] = tf.reduce_mean(tf.exp(self.log_std)) if self.log_std is not None else tf.constant(0.0)
+        out["done"] = done
+        out["ep_return"] = data["ep_return"]
+        out["ep_length"] = data["ep_length"]
+        return out
+
+
+class NativeDQN(NativeTrainer, DQN):
+    """DQN whose collection (``train_freq`` vector steps into a replay buffer held in TensorFlow
+    variables) and gradient steps are one XLA program per ``learn``."""
+
+    def begin(self, env: NativeVecEnv) -> None:
+        if not isinstance(env, NativeVecEnv):
+            raise TypeError("NativeDQN trains on a NativeVecEnv")
+        tf = backend.tf()
+        self.env = env
+        self.obs = None
+        self.traces = 0
+        self._stale = False
+        cap, dim = self.cfg.buffer_size, env.obs_shape[0]
+        self.replay = {
+            "obs": tf.Variable(tf.zeros([cap, dim]), trainable=False),
+            "actions": tf.Variable(tf.zeros([cap], tf.int32), trainable=False),
+            "rewards": tf.Variable(tf.zeros([cap]), trainable=False),
+            "next_obs": tf.Variable(tf.zeros([cap, dim]), trainable=False),
+            "terminated": tf.Variable(tf.zeros([cap]), trainable=False),
+        }
+        self.replay_pos = tf.Variable(0, trainable=False)
+        self.replay_size = tf.Variable(0, trainable=False)
+        self.calls = tf.Variable(self.n_calls, dtype=tf.int64, trainable=False)
+        self.pending = tf.Variable(self.pending_target_updates, dtype=tf.int64, trainable=False)
+        self._collect_train = compile_native(self._iteration)
+        self._restore_replay()
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        self._fresh()
+        return super().act(obs, deterministic)
+
+    # ------------------------------------------------------------------ persistence: the TF buffer
+    def _restore_replay(self) -> None:
+        """Move a loaded NumPy replay buffer (a resumed checkpoint) into the variables."""
+        buf = self.buffer
+        if len(buf) == 0:
+            return
+        self.replay["obs"].assign(buf.obs.reshape(self.cfg.buffer_size, -1))
+        self.replay["actions"].assign(buf.actions.reshape(-1).astype(np.int32))
+        self.replay["rewards"].assign(buf.rewards.astype(np.float32))
+        self.replay["next_obs"].assign(buf.next_obs.reshape(self.cfg.buffer_size, -1))
+        self.replay["terminated"].assign(buf.terminated.astype(np.float32))
+        self.replay_pos.assign(buf.pos)
+        self.replay_size.assign(len(buf))
+
+    def extra_state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if buffers and hasattr(self, "replay"):  # the NumPy buffer is what checkpoints hold
+            buf = self.buffer
+            buf.obs[:] = self.replay["obs"].numpy().reshape(buf.obs.shape)
+            buf.actions[:] = self.replay["actions"].numpy().reshape(buf.actions.shape)
+            buf.rewards[:] = self.replay["rewards"].numpy()
+            buf.next_obs[:] = self.replay["next_obs"].numpy().reshape(buf.next_obs.shape)
+            buf.terminated[:] = self.replay["terminated"].numpy()
+            buf.pos, buf.size = int(self.replay_pos.numpy()), int(self.replay_size.numpy())
+        if hasattr(self, "calls"):
+            self.n_calls, self.pending_target_updates = int(self.calls.numpy()), int(self.pending.numpy())
+        return super().extra_state(buffers)
+
+    def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        super().load_extra_state(arrays, meta)
+        if hasattr(self, "replay"):
+            self._restore_replay()
+            self.calls.assign(self.n_calls)
+            self.pending.assign(self.pending_target_updates)
+
+    def learn(self, env: Any, step: int, total_steps: int) -> tuple[int, dict[str, float]]:
+        cfg = self.cfg
+        out = self._collect_train(np.int64(step), np.int64(total_steps))
+        metrics = self._finish(out)
+        trained = metrics.pop("trained")
+        self.exploration_rate = metrics["rollout/exploration_rate"]
+        n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else cfg.train_freq * env.num_envs
+        if trained:
+            self.n_updates += n_grad
+            metrics["train/learning_rate"] = cfg.learning_rate
+            metrics["train/n_updates"] = float(self.n_updates)
+        else:
+            for key in ("train/loss", "train/q_values"):
+                metrics.pop(key)
+        return cfg.train_freq * env.num_envs, metrics
+
+    # ------------------------------------------------------------------ compiled
+    def _sync_target_op(self, keep: Any, due: Any) -> Any:
+        """Target <- online + keep * (target - online) where ``due``; returns the grouped assigns."""
+        tf = backend.tf()
+        ops = [
+            target.assign(tf.where(due, online + keep * (target - online), target))
+            for target, online in zip(self.q_target.weights, self.q.weights, strict=True)
+        ]
+        return tf.group(ops)
+
+    def _iteration(self, step: Any, total_steps: Any) -> dict[str, Any]:
+        tf = backend.tf()
+        self.traces += 1
+        cfg, env = self.cfg, self.env
+        n_envs, steps = env.num_envs, cfg.train_freq
+        taken = steps * n_envs
+        cap = cfg.buffer_size
+        eps_span = max(cfg.exploration_fraction, 1e-12)
+
+        names = ("obs", "actions", "rewards", "next_obs", "terminated", "done", "ep_return", "ep_length")
+        dtypes = (tf.float32, tf.int32, tf.float32, tf.float32, tf.float32, tf.bool, tf.float64, tf.int32)
+
+        def epsilon(i: Any) -> Any:
+            done_steps = step + tf.cast(i * n_envs, tf.int64)
+            progress = tf.cast(done_steps, tf.float32) / tf.cast(total_steps, tf.float32)
+            fraction = tf.minimum(progress / eps_span, 1.0) if cfg.exploration_fraction > 0 else 1.0
+            eps = cfg.exploration_initial_eps + (cfg.exploration_final_eps - cfg.exploration_initial_eps) * fraction
+            return eps, done_steps
+
+        def body(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any, arrays: Any) -> Any:
+            eps, done_steps = epsilon(i)
+            greedy = tf.argmax(self.q(obs, training=False), axis=1, output_type=tf.int32)
+            random = self.tf_rng.uniform([n_envs], maxval=self.n_actions, dtype=tf.int32)
+            explore = self.tf_rng.uniform([n_envs]) < eps
+            explore = explore | (done_steps < cfg.learning_starts)  # uniformly random at first, as SB3
+            actions = tf.where(explore, random, greedy)
+            out, ep_return, ep_length, (done, ep_ret_end, ep_len_end) = env.tf_step(
+                state, t, actions, ep_return, ep_length
+            )
+            # next_obs is the true last observation where an episode ended: truncations bootstrap.
+            row = (obs, actions, out.reward, out.final_obs, tf.cast(out.terminated, tf.float32), done)
+            row += (ep_ret_end, ep_len_end)
+            arrays = tuple(a.write(i, v) for a, v in zip(arrays, row, strict=True))
+            return i + 1, out.state, out.t, out.obs, ep_return, ep_length, arrays
+
+        start = (tf.constant(0), env.state.read_value(), env.t.read_value(), env.env.observe(env.state))
+        start += (env.ep_return.read_value(), env.ep_length.read_value())
+        start += (tuple(tf.TensorArray(d, size=steps) for d in dtypes),)
+        _, state, t, obs, ep_return, ep_length, arrays = tf.while_loop(lambda i, *_: i < steps, body, start)
+        env.state.assign(state)
+        env.t.assign(t)
+        env.ep_return.assign(ep_return)
+        env.ep_length.assign(ep_length)
+        arrays = dict(zip(names, arrays, strict=True))
+        eps = epsilon(steps - 1)[0]
+        # Store the whole stretch at once, as a ring buffer.
+        rows = (self.replay_pos + tf.range(taken)) % cap
+        for key in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            data = arrays[key].stack()
+            data = tf.reshape(data, [taken, *data.shape[2:]])
+            self.replay[key].scatter_nd_update(rows[:, None], data[-cap:] if taken > cap else data)
+        self.replay_pos.assign((self.replay_pos + taken) % cap)
+        self.replay_size.assign(tf.minimum(self.replay_size + taken, cap))
+        # Target updates due during collection collapse into one (see DQN.learn).
+        target_every = max(cfg.target_update_interval // n_envs, 1)
+        calls = self.calls + steps
+        self.pending.assign_add(calls // target_every - self.calls // target_every)
+        self.calls.assign(calls)
+        n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else taken
+        train = (step + taken > cfg.learning_starts) & (n_grad > 0)
+
+        def gradient_steps() -> tuple[Any, Any]:
+            keep = tf.pow(1.0 - cfg.tau, tf.cast(self.pending, tf.float32))
+            with tf.control_dependencies([self._sync_target_op(keep, self.pending > 0)]):
+                self.pending.assign(0)
+                idx = self.tf_rng.uniform([n_grad, cfg.batch_size], maxval=self.replay_size, dtype=tf.int32)
+                keys = ("obs", "actions", "rewards", "next_obs", "terminated")
+                return self._train_steps(*[tf.gather(self.replay[k], idx) for k in keys])
+
+        loss, q_mean = tf.cond(train, gradient_steps, lambda: (tf.constant(0.0), tf.constant(0.0)))
+        done = arrays["done"].stack()
+        return {
+            "train/loss": loss,
+            "train/q_values": q_mean,
+            "rollout/exploration_rate": eps,
+            "trained": tf.cast(train, tf.float32),
+            "done": done,
+            "ep_return": arrays["ep_return"].stack(),
+            "ep_length": arrays["ep_length"].stack(),
+        }
+
+
+__all__ = ["NATIVE_AGENTS", "NativeDQN", "NativePPO", "NativeVecEnv", "native_agent"]
