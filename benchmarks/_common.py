@@ -95,8 +95,11 @@ def kerasdojo_run(
     final_episodes: int,
     final_seed: int,
     total_steps: int | None = None,
+    native: bool = False,
+    overrides: dict | None = None,
 ) -> dict:
-    """Train kerasdojo's preset for (algo, env) and report when its periodic deterministic
+    """Train kerasdojo's preset for (algo, env) (``native``: compiled end to end on the
+    TensorFlow twin; ``overrides`` as --set) and report when its periodic deterministic
     evaluation first reached ``threshold`` (step and training seconds), steps/s and a final evaluation."""
     import tempfile
 
@@ -112,6 +115,8 @@ def kerasdojo_run(
             eval_every=eval_every,
             eval_episodes=eval_episodes,
             save_every=0,
+            native=native,
+            overrides=overrides or {},
         )
         session = sessions.start(spec, tmp)
         summary = session.train()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+# XLA's compiled programs go to a cache of this test session, not the user's ~/.cache.
+os.environ.setdefault("KERASDOJO_XLA_CACHE", tempfile.mkdtemp(prefix="kerasdojo-xla-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KERASDOJO_SHARED_DATA", REPO.parent / "shared" / "data"))

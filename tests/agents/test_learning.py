@@ -67,3 +67,28 @@ def test_cartpole_a2c_preset_reaches_475(runs_dir) -> None:
     assert result["best_mean_reward"] >= 475, result
     best = trainer.evaluate_run(session.run.path, episodes=20, seed=123, best=True)
     assert best.result.mean_reward >= 475, best
+
+
+@pytest.mark.parametrize(
+    ("env_id", "agent", "goal", "holds"), [("CartPole-v1", "ppo", 475, 475), ("Pendulum-v1", "ppo", -200, -250)]
+)
+def test_native_preset_reaches_goal_traced_once(runs_dir, env_id: str, agent: str, goal: float, holds: float) -> None:
+    """--native: the preset, compiled end to end, reaches the goal on Gymnasium's own env, and
+    the whole run is one XLA program (traced once)."""
+    spec = trainer.TrainSpec(env_id, agent, seed=0, eval_every=5000, eval_episodes=20, save_every=0, native=True)
+    session = trainer.start(spec, runs_dir)
+    session.train()
+    assert session.agent.traces == 1
+    result = json.loads((session.run.path / "eval.json").read_text())
+    assert result["best_mean_reward"] >= goal, result
+    best = trainer.evaluate_run(session.run.path, episodes=20, seed=123, best=True)
+    assert best.result.mean_reward >= holds, best  # on 20 new episodes
+
+
+def test_native_dqn_cartpole_preset_reaches_475(runs_dir) -> None:
+    spec = trainer.TrainSpec("CartPole-v1", "dqn", seed=0, eval_every=5000, eval_episodes=20, save_every=0, native=True)
+    session = trainer.start(spec, runs_dir)
+    session.train()
+    assert session.agent.traces == 1
+    result = json.loads((session.run.path / "eval.json").read_text())
+    assert result["best_mean_reward"] >= 475, result
