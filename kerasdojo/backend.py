@@ -49,14 +49,15 @@ def tf() -> Any:
 def _persistent_xla_cache() -> None:
     """Keep XLA's compiled programs on disk (``~/.cache/kerasdojo/xla``), so the next run of the
     same program loads it instead of compiling (~2 s for a native PPO iteration on 2 cores).
-    ``KERASDOJO_XLA_CACHE=0`` turns it off, ``=DIR`` moves it; a cache directory already in
+    ``KERASDOJO_XLA_CACHE=0`` (or false/no/off) turns it off, ``=DIR`` moves it; a cache directory already in
     ``TF_XLA_FLAGS`` wins. Must run before TensorFlow is imported."""
     setting = os.environ.get("KERASDOJO_XLA_CACHE", "")
     flags = os.environ.get("TF_XLA_FLAGS", "")
-    if setting == "0" or "tf_xla_persistent_cache_directory" in flags:
+    if setting.lower() in ("0", "false", "no", "off") or "tf_xla_persistent_cache_directory" in flags:
         return
     cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = setting or os.path.join(cache_home, "kerasdojo", "xla")
+    default = os.path.join(cache_home, "kerasdojo", "xla")
+    path = default if setting.lower() in ("", "1", "true", "yes", "on") else setting
     try:
         os.makedirs(path, exist_ok=True)
     except OSError:  # a read-only home: compile every time

@@ -15,7 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 # XLA's compiled programs go to a cache of this test session, not the user's ~/.cache.
-os.environ.setdefault("KERASDOJO_XLA_CACHE", tempfile.mkdtemp(prefix="kerasdojo-xla-"))
+if "KERASDOJO_XLA_CACHE" not in os.environ:
+    os.environ["KERASDOJO_XLA_CACHE"] = tempfile.mkdtemp(prefix="kerasdojo-xla-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KERASDOJO_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -24,6 +24,7 @@ import numpy as np
 
 from kerasdojo import backend
 from kerasdojo.agents.actor_critic import LOG_2PI
+from kerasdojo.agents.buffers import check_replay_memory
 from kerasdojo.agents.dqn import DQN
 from kerasdojo.agents.ppo import PPO
 from kerasdojo.envs import native, spaces_of
@@ -76,6 +77,13 @@ class TFNormalizer(Normalizer):
             var.assign(np.asarray(state[key], np.float64))
 
     # ------------------------------------------------------------------ inside the compiled call
+    def update_obs(self, obs: Any, where: Any = None) -> None:
+        """Add a batch of observations (the rows where ``where`` is True) to the statistics.
+        Training always updates them; ``training`` applies to the NumPy path only."""
+        if self.norm_obs:
+            v = self.vars
+            _rms_update(v["obs_mean"], v["obs_var"], v["obs_count"], backend.tf().cast(obs, "float64"), where)
+
     def tf_observation(self, obs: Any, update: bool = True) -> Any:
         tf = backend.tf()
         if not self.norm_obs:
@@ -99,12 +107,19 @@ class TFNormalizer(Normalizer):
         return tf.cast(tf.clip_by_value(out, -self.clip, self.clip), tf.float32)
 
 
-def _rms_update(mean: Any, var: Any, count: Any, batch: Any) -> None:
-    """:class:`~kerasdojo.envs.wrappers.RunningMeanStd`'s update, on variables."""
+def _rms_update(mean: Any, var: Any, count: Any, batch: Any, where: Any = None) -> None:
+    """:class:`~kerasdojo.envs.wrappers.RunningMeanStd`'s update, on variables; with ``where``,
+    over the rows where it is True (no change when there are none)."""
     tf = backend.tf()
-    b_mean = tf.reduce_mean(batch, axis=0)
-    b_var = tf.math.reduce_variance(batch, axis=0)
-    b_count = tf.cast(tf.shape(batch)[0], tf.float64)
+    if where is None:
+        w = tf.ones([tf.shape(batch)[0]], tf.float64)
+    else:
+        w = tf.cast(where, tf.float64)
+    w = tf.reshape(w, [-1] + [1] * (len(batch.shape) - 1))
+    b_count = tf.reduce_sum(w)
+    safe = tf.maximum(b_count, 1.0)
+    b_mean = tf.reduce_sum(w * batch, axis=0) / safe
+    b_var = tf.reduce_sum(w * (batch - b_mean) ** 2, axis=0) / safe
     delta = b_mean - mean
     total = count + b_count
     m2 = var * count + b_var * b_count + delta**2 * count * b_count / total
@@ -290,7 +305,11 @@ class NativePPO(NativeTrainer, PPO):
             out, ep_return, ep_length, (done, ep_ret_end, ep_len_end) = env.tf_step(
                 state, t, env_actions, ep_return, ep_length
             )
-            next_obs = norm.tf_observation(out.obs)
+            # As the Gymnasium path: the statistics see the last observation of an episode and the
+            # first of the next one; both are scaled with the statistics after the update.
+            norm.update_obs(out.final_obs)
+            norm.update_obs(out.obs, where=done)
+            next_obs = norm.tf_observation(out.obs, update=False)
             final_obs = norm.tf_observation(out.final_obs, update=False)
             reward = norm.tf_reward(out.reward, done)
             row = (obs, actions, log_probs, value, reward, tf.cast(out.terminated, tf.float32), done, final_obs)
@@ -362,6 +381,8 @@ class NativeDQN(NativeTrainer, DQN):
         self.traces = 0
         self._stale = False
         cap, dim = self.cfg.buffer_size, env.obs_shape[0]
+        # The TF buffer sits beside the NumPy one that checkpoints read: check room for both.
+        check_replay_memory(2 * cap, env.obs_shape, np.float32)
         self.replay = {
             "obs": tf.Variable(tf.zeros([cap, dim]), trainable=False),
             "actions": tf.Variable(tf.zeros([cap], tf.int32), trainable=False),
@@ -409,8 +430,9 @@ class NativeDQN(NativeTrainer, DQN):
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         super().load_extra_state(arrays, meta)
-        if hasattr(self, "replay"):
-            self._restore_replay()
+        if hasattr(self, "replay"):  # loaded after begin(): move the new state into the variables
+            if "replay/size" in meta:
+                self._restore_replay()
             self.calls.assign(self.n_calls)
             self.pending.assign(self.pending_target_updates)
 
@@ -490,7 +512,10 @@ class NativeDQN(NativeTrainer, DQN):
         for key in ("obs", "actions", "rewards", "next_obs", "terminated"):
             data = arrays[key].stack()
             data = tf.reshape(data, [taken, *data.shape[2:]])
-            self.replay[key].scatter_nd_update(rows[:, None], data[-cap:] if taken > cap else data)
+            if taken > cap:  # more than the buffer holds: the last ``cap`` transitions stay
+                self.replay[key].scatter_nd_update(rows[-cap:, None], data[-cap:])
+            else:
+                self.replay[key].scatter_nd_update(rows[:, None], data)
         self.replay_pos.assign((self.replay_pos + taken) % cap)
         self.replay_size.assign(tf.minimum(self.replay_size + taken, cap))
         # Target updates due during collection collapse into one (see DQN.learn).

@@ -55,8 +55,10 @@ def test_native_run_is_a_whole_run_traced_once(runs_dir, agent: str) -> None:
     assert json.loads((run / "config.json").read_text())["native"] is True
     rows = read_progress(run / "progress.csv")
     assert int(rows[-1]["time/total_timesteps"]) == summary.steps >= 1024
-    assert any(r.get("rollout/ep_rew_mean") for r in rows)  # episodes were counted
-    assert any(r.get("train/loss") for r in rows)
+    returns = [float(r["rollout/ep_rew_mean"]) for r in rows if r.get("rollout/ep_rew_mean")]
+    assert returns and all(8 <= x <= 500 for x in returns)  # CartPole episodes were counted
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert losses and np.all(np.isfinite(losses))
     assert [r for r in rows if r.get("eval/mean_reward")]  # evaluated on Gymnasium's env
     assert session.env.episodes > 0 and 8 <= np.mean(session.env.episode_lengths) <= 500
     keras = backend.keras()
@@ -142,3 +144,33 @@ def test_xla_cache_setting(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("KERASDOJO_XLA_CACHE", "0")
     backend._persistent_xla_cache()
     assert "TF_XLA_FLAGS" not in os.environ
+
+
+def test_native_dqn_ring_buffer_wraps_and_keeps_the_newest(runs_dir) -> None:
+    """A buffer smaller than one call's collection (64 transitions into 40 rows) keeps the last 40."""
+    session = trainer.start(spec("CartPole-v1", "dqn", 128, n_envs=4, buffer_size=40, learning_starts=0), runs_dir)
+    agent, env = session.agent, session.env
+    agent.begin(env)
+    agent.learn(env, 0, 128)
+    assert int(agent.replay_size.numpy()) == 40 and int(agent.replay_pos.numpy()) == 64 % 40
+    obs, next_obs = agent.replay["obs"].numpy(), agent.replay["next_obs"].numpy()
+    # The 40 stored transitions are consecutive vector steps (4 envs): where no episode ended,
+    # a row's next observation is the observation 4 rows later (in ring order).
+    order = (int(agent.replay_pos.numpy()) + np.arange(40)) % 40
+    obs, next_obs, terminated = obs[order], next_obs[order], agent.replay["terminated"].numpy()[order]
+    follows = [np.allclose(next_obs[i], obs[i + 4]) for i in range(36) if not terminated[i]]
+    assert np.mean(follows) > 0.8 and np.all(np.abs(obs).sum(axis=1) > 0)
+    agent.learn(env, 64, 128)  # and it goes on wrapping
+    assert int(agent.replay_size.numpy()) == 40 and int(agent.replay_pos.numpy()) == 128 % 40
+    session.run.close()
+
+
+def test_native_ppo_target_kl_stops_the_epochs_early(runs_dir) -> None:
+    session = trainer.start(spec("CartPole-v1", "ppo", 256, n_epochs=10, target_kl=1e-6), runs_dir)
+    agent, env = session.agent, session.env
+    agent.begin(env)
+    for step in (0, 256):  # the first update starts at the old policy (KL 0); the second stops early
+        agent.learn(env, step, 10_000)
+    total = 10 * (4 * 64 // 64)  # epochs x minibatches per update
+    assert 2 <= agent.n_updates < total  # at least one update stopped before its second minibatch
+    session.run.close()
