@@ -91,6 +91,10 @@ def envs(
         for key, value in envs_mod.describe(name).items():
             table.add_row(key, str(value))
         table.add_row("kerasdojo agents", ", ".join(fitting_agents(*envs_mod.spaces_of(name))) or "none")
+        from kerasdojo.envs.native import native_ids
+
+        if name in native_ids():
+            table.add_row("--native", "a TensorFlow twin: train --native with ppo or dqn (compiled end to end)")
         out.print(table)
         return
     groups = envs_mod.list_envs(name)

@@ -15,6 +15,7 @@ from kerasdojo.errors import Interrupted
 from kerasdojo.files import load_arrays
 from kerasdojo.runs import read_progress
 from tests.agents.test_agents import press_ctrl_c_at
+from tests.test_runs import read_events
 
 runner = CliRunner()
 
@@ -61,6 +62,8 @@ def test_native_run_is_a_whole_run_traced_once(runs_dir, agent: str) -> None:
     assert losses and np.all(np.isfinite(losses))
     assert [r for r in rows if r.get("eval/mean_reward")]  # evaluated on Gymnasium's env
     assert session.env.episodes > 0 and 8 <= np.mean(session.env.episode_lengths) <= 500
+    scalars = set(read_events(run).Tags()["scalars"])  # the same TensorBoard tags as any run
+    assert {"rollout/ep_rew_mean", "eval/mean_reward", "time/fps", "train/loss", "train/learning_rate"} <= scalars
     keras = backend.keras()
     policy = keras.models.load_model(run / "policy.keras")
     obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32) * 0.1
