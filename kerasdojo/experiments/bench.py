@@ -1,0 +1,398 @@
+"""``kerasdojo bench``: one agent on one env over many seeds, as ordinary runs in one folder.
+
+Each seed is a normal run directory inside the experiment folder (``--out``), trained
+by :func:`kerasdojo.agents.session.start` in a worker process (``--workers``, each
+with its share of the cores for TensorFlow's thread pools) or, with ``--ray``, as a
+Ray task. Running ``bench`` again on the same folder skips the seeds that finished,
+resumes those with a checkpoint and starts the rest. At the end: a table per seed,
+mean, IQM and 95% bootstrap CI of the final evaluations, ``summary.json``,
+``summary.md`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import queue as queue_mod
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kerasdojo.errors import DojoError
+
+EXPERIMENT = "experiment.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSpec:
+    env_id: str
+    agent: str
+    seeds: tuple[int, ...]
+    out: Path
+    total_steps: int | None = None
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    native: bool = False
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    save_every: int = 50_000
+    workers: int = 0  # 0: as many as fit the cores
+
+    def stored(self) -> dict[str, Any]:
+        """What must match when a bench folder is reused."""
+        return {
+            "env_id": self.env_id,
+            "agent": self.agent,
+            "total_steps": self.total_steps,
+            "overrides": self.overrides,
+            "native": self.native,
+            "eval_every": self.eval_every,
+            "eval_episodes": self.eval_episodes,
+        }
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``5`` (seeds 0-4) or a list ``0,3,7``."""
+    try:
+        if "," not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return tuple(range(n))
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise DojoError(f"--seeds takes a count (5) or a list of seeds (0,3,7). Received: {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise DojoError(f"--seeds needs distinct seeds >= 0. Received: {text!r}")
+    return seeds
+
+
+def default_workers(n_seeds: int) -> int:
+    return max(1, min(n_seeds, os.cpu_count() or 1))
+
+
+# --------------------------------------------------------------------------- one seed (in a worker)
+
+
+def seed_run(out: Path, seed: int) -> Path | None:
+    """The run directory of ``seed`` in an experiment folder, if there is one."""
+    found = sorted(p for p in out.glob(f"*__s{seed}__*") if (p / "config.json").is_file())
+    return found[-1] if found else None
+
+
+def train_seed(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    """Train (or resume, or skip) one seed; return its run directory and what happened.
+    ``progress`` is a queue that receives ``(seed, step, total, return, eval)`` now and then."""
+    threads = job.get("threads")
+    if threads:  # before TensorFlow starts in this process
+        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            os.environ[var] = str(threads)
+    from kerasdojo.agents import session as sessions
+    from kerasdojo.errors import Interrupted
+
+    out, seed = Path(job["out"]), int(job["seed"])
+    existing = seed_run(out, seed)
+    status = "trained"
+    if existing is not None and _finished(existing):
+        return {"seed": seed, "run": str(existing), "status": "done before"}
+    if existing is not None and any((existing / "checkpoints").glob("*.npz")):
+        session = sessions.resume(existing)
+        status = "resumed"
+    else:
+        if existing is not None:  # killed before its first checkpoint: nothing to keep
+            shutil.rmtree(existing)
+        spec = sessions.TrainSpec(
+            job["env_id"],
+            job["agent"],
+            seed=seed,
+            total_steps=job["total_steps"],
+            overrides=job["overrides"],
+            eval_every=job["eval_every"],
+            eval_episodes=job["eval_episodes"],
+            save_every=job["save_every"],
+            native=job["native"],
+        )
+        session = sessions.start(spec, out)
+    last = [0.0]
+
+    def report(state: Any, ep_rew_mean: float) -> None:
+        now = time.monotonic()
+        if progress is not None and (now - last[0] > 0.5 or state.step >= state.total_steps):
+            last[0] = now
+            progress.put((seed, state.step, state.total_steps, ep_rew_mean, state.last_eval))
+
+    try:
+        session.train(report)
+    except Interrupted:
+        return {"seed": seed, "run": str(session.run.path), "status": "interrupted"}
+    return {"seed": seed, "run": str(session.run.path), "status": status}
+
+
+def _finished(run: Path) -> bool:
+    config = json.loads((run / "config.json").read_text())
+    result = run / "eval.json"
+    if not result.is_file():
+        return False
+    return int(json.loads(result.read_text()).get("step", 0)) >= int(config["config"]["total_steps"])
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def prepare(spec: BenchSpec) -> None:
+    """Check the spec and the folder before any worker starts (one-line errors)."""
+    from kerasdojo.agents import session as sessions
+
+    if spec.workers < 0:
+        raise DojoError(f"--workers must be >= 1. Received: {spec.workers}")
+    # Everything train would refuse, refused now: unknown env/agent, bad --set, --native misuse.
+    probe = sessions.TrainSpec(
+        spec.env_id,
+        spec.agent,
+        total_steps=spec.total_steps,
+        overrides=spec.overrides,
+        eval_every=spec.eval_every,
+        eval_episodes=spec.eval_episodes,
+        save_every=spec.save_every,
+        native=spec.native,
+    )
+    probe.check()
+    sessions.resolve_config(spec.agent, spec.env_id, spec.overrides, spec.total_steps)
+    from kerasdojo import envs as envs_mod
+    from kerasdojo.agents import check_supported
+
+    check_supported(spec.agent, spec.env_id, envs_mod.spaces_of(spec.env_id)[1])
+    marker = spec.out / EXPERIMENT
+    if marker.is_file():
+        saved = json.loads(marker.read_text())
+        mine = json.loads(json.dumps(spec.stored()))
+        if {k: saved.get(k) for k in mine} != mine:
+            diff = ", ".join(f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in mine.items() if saved.get(k) != v)
+            hint = "use another --out, or the same settings"
+            raise DojoError(f"{spec.out} holds a bench of different settings ({diff})", hint=hint)
+    elif spec.out.exists() and any(spec.out.iterdir()):
+        raise DojoError(f"{spec.out} exists and is not a bench folder", hint="pass a new or empty --out")
+    spec.out.mkdir(parents=True, exist_ok=True)
+    seeds = sorted(set(json.loads(marker.read_text()).get("seeds", [])) | set(spec.seeds)) if marker.is_file() else []
+    marker.write_text(json.dumps({**spec.stored(), "seeds": seeds or list(spec.seeds)}, indent=2))
+
+
+def run_local(
+    spec: BenchSpec, jobs: list[dict[str, Any]], on_progress: Callable[[tuple], None]
+) -> list[dict[str, Any]]:
+    """Jobs in a pool of worker processes (spawned: each starts its own TensorFlow)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = spec.workers or default_workers(len(jobs))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        q = manager.Queue()
+        results: list[dict[str, Any]] = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(train_seed, {**job, "threads": threads}, q) for job in jobs]
+            pending = set(futures)
+            while pending:
+                _drain(q, on_progress)
+                done = {f for f in pending if f.done()}
+                for f in done:
+                    results.append(f.result())
+                pending -= done
+                time.sleep(0.1)
+        _drain(q, on_progress)
+    return results
+
+
+def _drain(q: Any, on_progress: Callable[[tuple], None]) -> None:
+    while True:
+        try:
+            on_progress(q.get_nowait())
+        except queue_mod.Empty:
+            return
+
+
+def jobs_of(spec: BenchSpec) -> list[dict[str, Any]]:
+    base = {
+        "out": str(spec.out),
+        "env_id": spec.env_id,
+        "agent": spec.agent,
+        "total_steps": spec.total_steps,
+        "overrides": spec.overrides,
+        "eval_every": spec.eval_every,
+        "eval_episodes": spec.eval_episodes,
+        "save_every": spec.save_every,
+        "native": spec.native,
+    }
+    return [{**base, "seed": seed} for seed in spec.seeds]
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Per-seed results, aggregates, summary.json, summary.md and curves.png of a bench folder."""
+    from kerasdojo import envs as envs_mod
+    from kerasdojo.experiments import curves as curves_mod
+    from kerasdojo.runs import read_progress
+
+    marker = json.loads((out / EXPERIMENT).read_text())
+    env_id, agent = marker["env_id"], marker["agent"]
+    seeds = seeds if seeds is not None else tuple(marker["seeds"])
+    threshold = envs_mod.resolve(env_id).reward_threshold
+    rows, curves = [], []
+    for seed in seeds:
+        run = seed_run(out, seed)
+        if run is None or not _finished(run):
+            rows.append({"seed": seed, "run": str(run) if run else None, "finished": False})
+            continue
+        result = json.loads((run / "eval.json").read_text())
+        progress = read_progress(run / "progress.csv")
+        last = progress[-1]
+        steps, seconds = int(last["time/total_timesteps"]), float(last["time/train_seconds"])
+        reached = None
+        if threshold is not None:
+            for r in progress:
+                if r.get("eval/mean_reward") not in (None, "") and float(r["eval/mean_reward"]) >= threshold:
+                    reached = int(r["time/total_timesteps"])
+                    break
+        rows.append(
+            {
+                "seed": seed,
+                "run": str(run),
+                "finished": True,
+                "final_eval": result["mean_reward"],
+                "best_eval": result.get("best_mean_reward"),
+                "steps_to_threshold": reached,
+                "steps": steps,
+                "train_seconds": seconds,
+                "steps_per_s": steps / max(seconds, 1e-9),
+            }
+        )
+        curves.append(curves_mod.read_curve(run))
+    finals = [r["final_eval"] for r in rows if r["finished"]]
+    import numpy as np
+
+    aggregate = {
+        "seeds_finished": len(finals),
+        "mean": float(np.mean(finals)) if finals else None,
+        "std": float(np.std(finals)) if finals else None,
+        "iqm": curves_mod.iqm(finals) if finals else None,
+        "iqm_ci95": list(curves_mod.bootstrap_ci(finals)) if finals else None,
+        "reached_threshold": sum(r.get("steps_to_threshold") is not None for r in rows),
+        "threshold": threshold,
+    }
+    summary = {"env_id": env_id, "agent": agent, "seeds": rows, "aggregate": aggregate}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(summary_markdown(summary))
+    if curves:
+        curves_mod.draw(
+            {f"{agent} on {env_id}": curves},
+            out / "curves.png",
+            "eval/mean_reward",
+            title=f"{agent} on {env_id}: evaluation return, {len(curves)} seeds",
+            threshold=threshold,
+        )
+    return summary
+
+
+def _fmt(v: Any, spec: str = ",.1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    agg = summary["aggregate"]
+    lines = [
+        f"# {summary['agent']} on {summary['env_id']}",
+        "",
+        "| seed | final eval | best eval | steps to goal | steps | steps/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in summary["seeds"]:
+        if not r["finished"]:
+            lines.append(f"| {r['seed']} | unfinished | | | | |")
+            continue
+        lines.append(
+            f"| {r['seed']} | {_fmt(r['final_eval'])} | {_fmt(r['best_eval'])} | "
+            f"{_fmt(r['steps_to_threshold'], ',')} | {r['steps']:,} | {r['steps_per_s']:,.0f} |"
+        )
+    if agg["seeds_finished"]:
+        lo, hi = agg["iqm_ci95"]
+        lines += [
+            "",
+            f"Final evaluation over {agg['seeds_finished']} seeds: mean {agg['mean']:.1f} ± {agg['std']:.1f}, "
+            f"IQM {agg['iqm']:.1f} (95% bootstrap CI {lo:.1f} to {hi:.1f})."
+            + (
+                f" {agg['reached_threshold']} of {len(summary['seeds'])} seeds reached the goal {agg['threshold']:g}."
+                if agg["threshold"] is not None
+                else ""
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- Ray
+
+
+def connect_ray(address: str | None, timeout: float = 10.0) -> Any:
+    """Start a local Ray (``address`` None or ``local``) or join a cluster (``auto``, ``HOST:PORT``,
+    ``ray://HOST:PORT``); a DojoError within ``timeout`` seconds when nothing answers."""
+    try:
+        import ray
+    except ImportError:
+        raise DojoError("--ray needs Ray, which is not installed", hint="pip install 'kerasdojo[ray]'") from None
+    if ray.is_initialized():
+        return ray
+    if address not in (None, "", "local", "auto"):
+        import socket
+
+        hostport = address.removeprefix("ray://")
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            raise DojoError(f"--ray takes auto, HOST:PORT or ray://HOST:PORT. Received: {address!r}")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                pass
+        except OSError as exc:
+            raise DojoError(
+                f"No Ray cluster answers at {address} ({exc.strerror or exc})",
+                hint="start one with: ray start --head (it prints the address), or drop the address for a local Ray",
+            ) from None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    try:
+        if address in (None, "", "local"):
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        else:
+            # Ray copies nothing to the cluster: its nodes need kerasdojo installed (see the Dockerfile).
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise DojoError(f"Could not join the Ray cluster at {address}: {exc}".splitlines()[0]) from None
+    return ray
+
+
+def run_ray(
+    jobs: list[dict[str, Any]], address: str | None, on_progress: Callable[[tuple], None]
+) -> list[dict[str, Any]]:
+    """Each job a Ray task of one CPU (TensorFlow limited to one thread in it)."""
+    ray = connect_ray(address)
+    from ray.util.queue import Queue
+
+    q = Queue()
+    task = ray.remote(num_cpus=1)(train_seed)
+    pending = [task.remote({**job, "threads": 1}, q) for job in jobs]
+    results: list[dict[str, Any]] = []
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.2)
+            results.extend(ray.get(done))
+            while not q.empty():
+                on_progress(q.get_nowait())
+        while not q.empty():
+            on_progress(q.get_nowait())
+    finally:
+        q.shutdown()
+        if address in (None, "", "local"):
+            ray.shutdown()
+    return results
