@@ -76,6 +76,23 @@ def default_workers(n_seeds: int) -> int:
 # --------------------------------------------------------------------------- one seed (in a worker)
 
 
+def limit_threads(threads: int | None) -> None:
+    """Give this worker process ``threads`` threads for TensorFlow (and OpenMP); call it before
+    TensorFlow starts, so that K workers on C cores do not fight over them."""
+    if not threads:
+        return
+    for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    from kerasdojo import backend
+
+    tf = backend.tf()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already ran ops in this process: keep its pools
+        pass
+
+
 def seed_run(out: Path, seed: int) -> Path | None:
     """The run directory of ``seed`` in an experiment folder, if there is one."""
     found = sorted(p for p in out.glob(f"*__s{seed}__*") if (p / "config.json").is_file())
@@ -85,10 +102,7 @@ def seed_run(out: Path, seed: int) -> Path | None:
 def train_seed(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     """Train (or resume, or skip) one seed; return its run directory and what happened.
     ``progress`` is a queue that receives ``(seed, step, total, return, eval)`` now and then."""
-    threads = job.get("threads")
-    if threads:  # before TensorFlow starts in this process
-        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-            os.environ[var] = str(threads)
+    limit_threads(job.get("threads"))
     from kerasdojo.agents import session as sessions
     from kerasdojo.errors import Interrupted
 

@@ -210,10 +210,9 @@ def objective_for(job: dict[str, Any]) -> Callable[[Any], float]:
 
 def worker(job: dict[str, Any]) -> int:
     """Run trials against the shared storage until the study has ``trials`` finished ones."""
-    threads = job.get("threads")
-    if threads:
-        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-            os.environ[var] = str(threads)
+    from kerasdojo.experiments.bench import limit_threads
+
+    limit_threads(job.get("threads"))
     optuna = _optuna()
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState

@@ -1,0 +1,32 @@
+# kerasdojo with GPU-enabled TensorFlow (TensorFlow's CUDA 12 wheels), Ray and Optuna.
+#
+#   docker build -t kerasdojo .
+#   docker run --rm --gpus all -v "$PWD/runs:/work/runs" kerasdojo train CartPole-v1 --agent ppo
+#   docker run --rm --gpus all kerasdojo info            # lists the GPU TensorFlow sees
+#
+# The same image on every node of a Ray cluster (Ray copies no code to its nodes):
+#   head:    docker run -d --gpus all --network host --entrypoint ray kerasdojo start --head --block --port 6379
+#   workers: docker run -d --gpus all --network host --entrypoint ray kerasdojo start --address HEAD_IP:6379 --block
+#   then, from any node: kerasdojo bench CartPole-v1 --seeds 16 --ray auto
+# Without --gpus all the image trains on the CPU. EXTRAS picks the optional parts.
+FROM python:3.12-slim
+
+ARG EXTRAS=gpu,ray,tune,box2d,video
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    KERASDOJO_XLA_CACHE=/work/.xla-cache
+
+# swig and a compiler build Box2D; the rest of the stack comes as wheels.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential swig \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/kerasdojo
+COPY pyproject.toml README.md ./
+COPY kerasdojo ./kerasdojo
+RUN pip install ".[${EXTRAS}]"
+
+WORKDIR /work
+ENTRYPOINT ["kerasdojo"]
+CMD ["--help"]
