@@ -108,9 +108,10 @@ def _run_with_progress(spec: Any, jobs: list[dict[str, Any]], quiet: bool, ray: 
                 info += f"  eval {last_eval:.1f}"
             progress.update(tasks[seed], completed=step, total=total, info=info)
 
+        watch = None if quiet else update
         if ray:
-            return bench_mod.run_ray(jobs, ray, update)
-        return bench_mod.run_local(spec, jobs, update)
+            return bench_mod.run_ray(jobs, ray, watch)
+        return bench_mod.run_local(spec, jobs, watch)
 
 
 @app.command(no_args_is_help=True)

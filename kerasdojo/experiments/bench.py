@@ -11,6 +11,7 @@ mean, IQM and 95% bootstrap CI of the final evaluations, ``summary.json``,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -194,7 +195,7 @@ def prepare(spec: BenchSpec) -> None:
 
 
 def run_local(
-    spec: BenchSpec, jobs: list[dict[str, Any]], on_progress: Callable[[tuple], None]
+    spec: BenchSpec, jobs: list[dict[str, Any]], on_progress: Callable[[tuple], None] | None
 ) -> list[dict[str, Any]]:
     """Jobs in a pool of worker processes (spawned: each starts its own TensorFlow)."""
     import multiprocessing as mp
@@ -203,8 +204,9 @@ def run_local(
     workers = spec.workers or default_workers(len(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        q = manager.Queue()
+    with contextlib.ExitStack() as stack:
+        # Progress travels through a queue of a manager process, only when someone watches.
+        q = stack.enter_context(ctx.Manager()).Queue() if on_progress is not None else None
         results: list[dict[str, Any]] = []
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(train_seed, {**job, "threads": threads}, q) for job in jobs]
@@ -220,7 +222,9 @@ def run_local(
     return results
 
 
-def _drain(q: Any, on_progress: Callable[[tuple], None]) -> None:
+def _drain(q: Any, on_progress: Callable[[tuple], None] | None) -> None:
+    if q is None or on_progress is None:
+        return
     while True:
         try:
             on_progress(q.get_nowait())
@@ -387,13 +391,20 @@ def connect_ray(address: str | None, timeout: float = 10.0) -> Any:
 
 
 def run_ray(
-    jobs: list[dict[str, Any]], address: str | None, on_progress: Callable[[tuple], None]
+    jobs: list[dict[str, Any]], address: str | None, on_progress: Callable[[tuple], None] | None
 ) -> list[dict[str, Any]]:
     """Each job a Ray task of one CPU (TensorFlow limited to one thread in it)."""
     ray = connect_ray(address)
-    from ray.util.queue import Queue
+    q = None
+    if on_progress is not None:  # a queue actor, only when someone watches
+        from ray.util.queue import Queue
 
-    q = Queue()
+        q = Queue()
+
+    def drain() -> None:
+        while q is not None and on_progress is not None and not q.empty():
+            on_progress(q.get_nowait())
+
     task = ray.remote(num_cpus=1)(train_seed)
     pending = [task.remote({**job, "threads": 1}, q) for job in jobs]
     results: list[dict[str, Any]] = []
@@ -401,12 +412,11 @@ def run_ray(
         while pending:
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.2)
             results.extend(ray.get(done))
-            while not q.empty():
-                on_progress(q.get_nowait())
-        while not q.empty():
-            on_progress(q.get_nowait())
+            drain()
+        drain()
     finally:
-        q.shutdown()
+        if q is not None:
+            q.shutdown()
         if address in (None, "", "local"):
             ray.shutdown()
     return results
