@@ -11,6 +11,7 @@ import typer
 from kerasdojo.cli.common import RUNS_DIR, app, console
 from kerasdojo.cli.rl import AgentName
 from kerasdojo.errors import DojoError
+from kerasdojo.experiments.tune import space_help
 
 
 @app.command(no_args_is_help=True)
@@ -143,7 +144,7 @@ def plot(
     console().print(f"Wrote {written} ({sizes})")
 
 
-@app.command(no_args_is_help=True, epilog="Search spaces are listed by: kerasdojo tune --help")
+@app.command(no_args_is_help=True, epilog=space_help())
 def tune(
     env: Annotated[str, typer.Argument(help="A registered Gymnasium id.")],
     agent: Annotated[AgentName, typer.Option("--agent", "-a", help="Algorithm.")] = "ppo",  # type: ignore[assignment]
