@@ -78,8 +78,19 @@ def warn(message: str) -> None:
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Parent folder of run directories.")]
 
 
+def bare_flags(argv: list[str]) -> list[str]:
+    """``--ray`` with no address (last, or followed by another option) means ``--ray local``."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
 def main() -> None:
     """Console entry point."""
+    sys.argv[1:] = bare_flags(sys.argv[1:])
     try:
         app()
     except DojoError as exc:  # raised outside a command (should not happen, but never show a traceback)

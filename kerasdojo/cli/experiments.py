@@ -33,7 +33,8 @@ def bench(
         str | None,
         typer.Option(
             "--ray",
-            help="Run each seed as a Ray task: 'local' starts a local Ray, 'auto' or ray://HOST:10001 joins a cluster.",
+            help="Run each seed as a Ray task: --ray alone (or 'local') starts a local Ray; 'auto' or "
+            "ray://HOST:10001 joins a cluster.",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
@@ -158,7 +159,8 @@ def tune(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Fix a hyperparameter: key=value.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Trials in parallel (processes or Ray tasks).")] = 1,
     ray: Annotated[
-        str | None, typer.Option("--ray", help="Run the workers as Ray tasks: local, auto or ray://HOST:10001.")
+        str | None,
+        typer.Option("--ray", help="Run the workers as Ray tasks: --ray alone (local), auto or ray://HOST:10001."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Study folder [default: runs/tune/ENV__AGENT].")] = None,
     eval_every: Annotated[int, typer.Option("--eval-every", help="Evaluate (and maybe prune) every N steps.")] = 10_000,

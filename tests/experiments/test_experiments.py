@@ -219,3 +219,11 @@ def test_bench_on_a_local_ray_matches_local_workers(tmp_path) -> None:
         rows_a = read_progress(next(local.glob(f"*__s{seed}__*")) / "progress.csv")
         rows_b = read_progress(next(ray.glob(f"*__s{seed}__*")) / "progress.csv")
         assert [r["rollout/ep_rew_mean"] for r in rows_a] == [r["rollout/ep_rew_mean"] for r in rows_b]
+
+
+def test_bare_ray_flag_means_local() -> None:
+    from kerasdojo.cli.common import bare_flags
+
+    assert bare_flags(["bench", "CartPole-v1", "--ray"]) == ["bench", "CartPole-v1", "--ray", "local"]
+    assert bare_flags(["bench", "X", "--ray", "--seeds", "2"]) == ["bench", "X", "--ray", "local", "--seeds", "2"]
+    assert bare_flags(["bench", "X", "--ray", "auto"]) == ["bench", "X", "--ray", "auto"]
