@@ -4,10 +4,11 @@
 #   docker run --rm --gpus all -v "$PWD/runs:/work/runs" kerasdojo train CartPole-v1 --agent ppo
 #   docker run --rm --gpus all kerasdojo info            # lists the GPU TensorFlow sees
 #
-# The same image on every node of a Ray cluster (Ray copies no code to its nodes):
-#   head:    docker run -d --gpus all --network host --entrypoint ray kerasdojo start --head --block --port 6379
-#   workers: docker run -d --gpus all --network host --entrypoint ray kerasdojo start --address HEAD_IP:6379 --block
-#   then, from any node: kerasdojo bench CartPole-v1 --seeds 16 --ray auto
+# The same image on every node of a Ray cluster (Ray copies no code to its nodes), with a
+# file system (/shared) that every node mounts at the same path, for the run directories:
+#   head:    docker run -d --gpus all --network host -v /shared:/shared --entrypoint ray kerasdojo start --head --block --port 6379
+#   workers: docker run -d --gpus all --network host -v /shared:/shared --entrypoint ray kerasdojo start --address HEAD_IP:6379 --block
+#   then:    docker run --rm --network host -v /shared:/shared kerasdojo bench CartPole-v1 --seeds 16 --ray HEAD_IP:6379 --out /shared/bench/cp
 # Without --gpus all the image trains on the CPU. EXTRAS picks the optional parts.
 FROM python:3.12-slim
 
@@ -15,9 +16,10 @@ ARG EXTRAS=gpu,ray,tune,box2d,video
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    KERASDOJO_XLA_CACHE=/work/.xla-cache
+    KERASDOJO_XLA_CACHE=/work/.xla-cache \
+    TF_FORCE_GPU_ALLOW_GROWTH=true
 
-# swig and a compiler build Box2D; the rest of the stack comes as wheels.
+# swig and a compiler, in case Box2D has no wheel for this Python; the rest comes as wheels.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential swig \
     && rm -rf /var/lib/apt/lists/*

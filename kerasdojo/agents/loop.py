@@ -85,7 +85,7 @@ def run(agent: Any, env: Any, state: LoopState, hooks: list[Hook]) -> bool:
                     hook.on_step(state)
                     if hook.timed:
                         state.add_time(time.perf_counter() - t_hook)
-        if state.stop:
+        if state.stop and state.step < state.total_steps:  # a stop during the last iteration still finishes
             return False
         for hook in hooks:
             hook.on_end(state)

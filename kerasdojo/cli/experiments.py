@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -76,13 +77,13 @@ def bench(
     t0 = time.perf_counter()
     results = _run_with_progress(spec, jobs, quiet, ray)
     wall = time.perf_counter() - t0
-    summary = bench_mod.summarize(folder, seed_list)
+    summary = bench_mod.summarize(folder)  # every seed the folder holds, earlier runs' too
     from rich.markdown import Markdown
 
     cons.print(Markdown((folder / "summary.md").read_text()))
     interrupted = [r["seed"] for r in results if r["status"] == "interrupted"]
     cons.print(f"Wall time {wall:.1f} s. Summary: {folder / 'summary.json'}, curves: {folder / 'curves.png'}")
-    if interrupted or summary["aggregate"]["seeds_finished"] < len(seed_list):
+    if interrupted or summary["aggregate"]["seeds_finished"] < len(summary["seeds"]):
         cons.print(f"Unfinished seeds: continue with the same command and --out {folder}")
         raise typer.Exit(130 if interrupted else 1)
 
@@ -183,7 +184,8 @@ def tune(
     overrides = config_mod.parse_pairs(set_ or [], "--set")
     from kerasdojo.agents import session as sessions
 
-    sessions.resolve_config(name, env, overrides, steps)  # unknown env/agent, bad --set: one line now
+    cfg = sessions.resolve_config(name, env, overrides, steps)  # unknown env/agent, bad --set: one line now
+    overrides = {k: getattr(cfg, k) for k in overrides}  # typed, as best.toml repeats them
     sessions.TrainSpec(env, name, total_steps=steps, native=native, eval_every=eval_every).check()
     folder = out or Path(RUNS_DIR) / "tune" / f"{env.replace('/', '-')}__{name}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -194,6 +196,14 @@ def tune(
 
         connect_ray(ray)
     opened = tune_mod.open_study(url, study_name, env, name, steps)
+    fixed = json.loads(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}))
+    if "fixed" not in opened.user_attrs:
+        tune_mod.fix(opened, overrides)
+    elif opened.user_attrs["fixed"] != fixed:
+        raise DojoError(
+            f"The study {study_name!r} was tuned with --set {opened.user_attrs['fixed']}, not {fixed}",
+            hint="pass the same --set values, or another --study",
+        )
     job = {
         "storage": url,
         "study": study_name,
@@ -206,7 +216,7 @@ def tune(
         "eval_every": eval_every,
         "eval_episodes": eval_episodes,
         "native": native,
-        "out": str(folder),
+        "out": str(folder.resolve()),
     }
     cons = console()
     cons.print(f"[bold]tune {name} on {env}[/bold]: {trials} trials, study {study_name!r} in {url}")
@@ -226,7 +236,7 @@ def tune(
 
         def poll() -> None:
             done = opened.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            values = [t.value for t in done if t.value is not None]
+            values = [t.value for t in done if t.state == TrialState.COMPLETE]
             info = f"best {max(values):.1f}" if values else ""
             progress.update(task, completed=min(len(done), trials), info=info)
 
@@ -238,7 +248,7 @@ def _report_study(tune_mod: Any, study: Any, folder: Path) -> None:
     from rich.table import Table
 
     cons = console()
-    finished = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
+    finished = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: -t.value)
     pruned = sum(t.state.name == "PRUNED" for t in study.trials)
     if not finished:
         cons.print(f"No trial finished ({pruned} pruned). Run again to continue the study.")

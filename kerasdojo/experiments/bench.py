@@ -80,6 +80,8 @@ def default_workers(n_seeds: int) -> int:
 def limit_threads(threads: int | None) -> None:
     """Give this worker process ``threads`` threads for TensorFlow (and OpenMP); call it before
     TensorFlow starts, so that K workers on C cores do not fight over them."""
+    # Several workers may share a GPU: each takes memory as it needs it, not all of it at once.
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     if not threads:
         return
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
@@ -160,8 +162,6 @@ def prepare(spec: BenchSpec) -> None:
     """Check the spec and the folder before any worker starts (one-line errors)."""
     from kerasdojo.agents import session as sessions
 
-    if spec.workers < 0:
-        raise DojoError(f"--workers must be >= 1. Received: {spec.workers}")
     # Everything train would refuse, refused now: unknown env/agent, bad --set, --native misuse.
     probe = sessions.TrainSpec(
         spec.env_id,
@@ -211,13 +211,34 @@ def run_local(
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(train_seed, {**job, "threads": threads}, q) for job in jobs]
             pending = set(futures)
-            while pending:
-                _drain(q, on_progress)
-                done = {f for f in pending if f.done()}
-                for f in done:
-                    results.append(f.result())
-                pending -= done
-                time.sleep(0.1)
+            try:
+                while pending:
+                    _drain(q, on_progress)
+                    done = {f for f in pending if f.done()}
+                    pending -= done
+                    for f in done:
+                        results.append(f.result())  # a worker's error: cancel the queued seeds, report it
+                    time.sleep(0.1)
+            except KeyboardInterrupt:
+                # The running seeds got the Ctrl-C too and checkpoint; the queued ones never start.
+                for f in pending:
+                    f.cancel()
+                for f in pending:
+                    if not f.cancelled():
+                        try:
+                            results.append(f.result())
+                        except BaseException:  # noqa: BLE001 - a worker stopped outright keeps its checkpoint
+                            pass
+                done_seeds = {r["seed"] for r in results}
+                results += [
+                    {"seed": j["seed"], "run": None, "status": "interrupted"}
+                    for j in jobs
+                    if j["seed"] not in done_seeds
+                ]
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
         _drain(q, on_progress)
     return results
 
@@ -234,7 +255,7 @@ def _drain(q: Any, on_progress: Callable[[tuple], None] | None) -> None:
 
 def jobs_of(spec: BenchSpec) -> list[dict[str, Any]]:
     base = {
-        "out": str(spec.out),
+        "out": str(spec.out.resolve()),  # Ray workers run in other working directories
         "env_id": spec.env_id,
         "agent": spec.agent,
         "total_steps": spec.total_steps,

@@ -140,7 +140,8 @@ def open_study(storage: str, name: str, env_id: str, agent: str, steps: int | No
             storage=storage,
             study_name=name,
             direction="maximize",
-            sampler=optuna.samplers.TPESampler(n_startup_trials=5, seed=0),
+            # Unseeded: parallel workers (each opens the study) must not propose the same trials.
+            sampler=optuna.samplers.TPESampler(n_startup_trials=5, constant_liar=True),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
             load_if_exists=True,
         )
@@ -159,6 +160,11 @@ def open_study(storage: str, name: str, env_id: str, agent: str, steps: int | No
         study.set_user_attr("agent", agent)
         study.set_user_attr("steps", steps)
     return study
+
+
+def fix(study: Any, overrides: dict[str, Any]) -> None:
+    """Record the --set values that every trial trained with (best.toml repeats them)."""
+    study.set_user_attr("fixed", {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()})
 
 
 def objective_for(job: dict[str, Any]) -> Callable[[Any], float]:
@@ -186,20 +192,25 @@ def objective_for(job: dict[str, Any]) -> Callable[[Any], float]:
                 session = sessions.start(spec, Path(job["out"]) / f"trial{trial.number:04d}")
             except DojoError as exc:  # a sampled combination the agent refuses
                 raise optuna.TrialPruned(str(exc)) from None
-            reported = [None]
+            reported: list[Any] = [None]
+            pruned = [False]
 
-            def report(state: Any, _ret: float, k: int = k, reported: list = reported) -> None:
+            def report(state: Any, _ret: float, k: int = k, reported: list = reported, pruned: list = pruned) -> None:
                 if state.last_eval is not None and state.last_eval is not reported[0]:
                     reported[0] = state.last_eval
                     if k == 0:  # the pruner compares the first seed's curve across trials
-                        trial.report(float(state.last_eval), state.step)
+                        # By evaluation index, as RL Zoo: trials with other rollout sizes evaluate
+                        # at slightly different env steps, and the median pruner compares equal steps.
+                        trial.report(float(state.last_eval), round(state.step / job["eval_every"]))
                         if trial.should_prune():
-                            state.stop = True
+                            pruned[0] = state.stop = True
 
             try:
                 summary = session.train(report)
             except Interrupted:
-                raise optuna.TrialPruned() from None
+                if pruned[0]:
+                    raise optuna.TrialPruned() from None
+                raise  # Ctrl-C: stop the study (the trial is marked failed), not prune
             if not math.isfinite(summary.eval.mean_reward):
                 raise optuna.TrialPruned("non-finite return")
             finals.append(summary.eval.mean_reward)
@@ -235,6 +246,9 @@ def write_best(study: Any, out: Path) -> Path:
     """best.toml: the best trial's hyperparameters, as ``train --config`` reads them."""
     best = study.best_trial
     params = SPACES[study.user_attrs["agent"]](_Fixed(best.params))
+    params.update(study.user_attrs.get("fixed", {}))  # what --set fixed is what the trial trained with
+    if study.user_attrs.get("steps"):
+        params["total_steps"] = study.user_attrs["steps"]
     lines = [f"# Best of {len(study.trials)} trials: value {best.value:.2f} (trial {best.number})"]
     for key, value in sorted(params.items()):
         lines.append(f"{key} = {_toml(value)}")
@@ -326,9 +340,20 @@ def run_workers(jobs: list[dict[str, Any]], ray_address: str | None, poll: Calla
     threads = max(1, (os.cpu_count() or 1) // len(jobs))
     with ProcessPoolExecutor(max_workers=len(jobs), mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(worker, {**job, "threads": threads}) for job in jobs]
-        while not all(f.done() for f in futures):
-            poll()
-            time.sleep(1.0)
+        try:
+            while not all(f.done() for f in futures):
+                poll()
+                for f in futures:
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()  # type: ignore[misc]
+                time.sleep(1.0)
+        except KeyboardInterrupt:  # the workers got the Ctrl-C too: their trials stop, the study stays
+            for f in futures:
+                f.cancel()
+            raise Interrupted(
+                f"tune interrupted; the study is kept in {jobs[0]['storage']}",
+                hint="run the same command to continue it",
+            ) from None
         for f in futures:
             f.result()
     poll()

@@ -374,3 +374,19 @@ def test_dqn_dueling_double_and_polyak_target() -> None:
     for t, before, online in zip(agent.q_target.weights, target_before, online_before, strict=True):
         np.testing.assert_allclose(t.numpy(), online + 0.5**8 * (before - online), atol=1e-6)
     assert agent.n_updates == 2
+
+
+def test_ctrl_c_during_the_last_iteration_finishes_the_run(runs_dir) -> None:
+    spec = trainer.TrainSpec(
+        "CartPole-v1",
+        "ppo",
+        total_steps=512,
+        eval_every=0,
+        eval_episodes=2,
+        save_every=0,
+        overrides={"n_steps": 64, "batch_size": 64, "n_epochs": 2, "n_envs": 4},
+    )
+    session = trainer.start(spec, runs_dir)
+    press_ctrl_c_at(session, 512)  # arrives while the budget's last rollout is learned
+    summary = session.train()  # no Interrupted: the run is complete
+    assert summary.steps == 512 and json.loads((summary.run_dir / "eval.json").read_text())["step"] == 512
