@@ -138,7 +138,8 @@ class Session:
         seed = spec.seed
         backend.seed_everything(seed + state.step)
         if spec.native:
-            from kerasdojo.agents.native import NativeVecEnv, native_agent
+            from kerasdojo.agents.native import native_agent
+            from kerasdojo.envs.native.vector import NativeVecEnv
 
             self.env: Any = NativeVecEnv(
                 spec.env_id,

@@ -100,7 +100,31 @@ class Normalizer:
         self.ret_rms.count = float(state["ret_count"])
 
 
-class VecEnv:
+class EpisodeStats:
+    """Returns and lengths of the last 100 finished episodes (raw rewards) and their count:
+    what the logging and progress hooks read from any vector env."""
+
+    def __init__(self) -> None:
+        self.episode_returns: deque[float] = deque(maxlen=100)
+        self.episode_lengths: deque[int] = deque(maxlen=100)
+        self.episodes = 0
+
+    def add_episode(self, ret: float, length: int) -> None:
+        self.episode_returns.append(ret)
+        self.episode_lengths.append(length)
+        self.episodes += 1
+
+    def stats(self) -> dict[str, float]:
+        """SB3's rollout/ep_rew_mean and ep_len_mean over the last 100 episodes (NaN before any)."""
+        if not self.episode_returns:
+            return {"rollout/ep_rew_mean": float("nan"), "rollout/ep_len_mean": float("nan")}
+        return {
+            "rollout/ep_rew_mean": float(np.mean(self.episode_returns)),
+            "rollout/ep_len_mean": float(np.mean(self.episode_lengths)),
+        }
+
+
+class VecEnv(EpisodeStats):
     """A Gymnasium vector env with what every agent needs and nothing else.
 
     * observations as arrays: float32 for Box spaces (uint8 images stay uint8),
@@ -150,9 +174,7 @@ class VecEnv:
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, np.int64)
         self._prev_done = np.zeros(self.num_envs, bool)
-        self.episode_returns: deque[float] = deque(maxlen=100)
-        self.episode_lengths: deque[int] = deque(maxlen=100)
-        self.episodes = 0
+        EpisodeStats.__init__(self)
 
     # ------------------------------------------------------------------ encoding
     def _box_obs(self, obs: np.ndarray) -> np.ndarray:
@@ -192,9 +214,7 @@ class VecEnv:
         self._lengths += ~was_reset
         if done.any():
             for i in np.flatnonzero(done):
-                self.episode_returns.append(float(self._returns[i]))
-                self.episode_lengths.append(int(self._lengths[i]))
-                self.episodes += 1
+                self.add_episode(float(self._returns[i]), int(self._lengths[i]))
             self._returns[done] = 0.0
             self._lengths[done] = 0
         self._prev_done = done
@@ -216,12 +236,3 @@ class VecEnv:
 
     def close(self) -> None:
         self.env.close()
-
-    def stats(self) -> dict[str, float]:
-        """SB3's rollout/ep_rew_mean and ep_len_mean over the last 100 episodes (NaN before any)."""
-        if not self.episode_returns:
-            return {"rollout/ep_rew_mean": float("nan"), "rollout/ep_len_mean": float("nan")}
-        return {
-            "rollout/ep_rew_mean": float(np.mean(self.episode_returns)),
-            "rollout/ep_len_mean": float(np.mean(self.episode_lengths)),
-        }

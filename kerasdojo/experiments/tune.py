@@ -224,7 +224,7 @@ def worker(job: dict[str, Any]) -> int:
     from kerasdojo.experiments.bench import limit_threads
 
     limit_threads(job.get("threads"))
-    optuna = _optuna()
+    _optuna()  # a one-line error when it is missing
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -238,7 +238,6 @@ def worker(job: dict[str, Any]) -> int:
         catch=(),
         gc_after_trial=True,
     )
-    del optuna
     return 1
 
 
