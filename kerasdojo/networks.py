@@ -129,13 +129,16 @@ def mnist_cnn(
     )
 
 
-def nature_cnn_layers(features: int = 512) -> list[Any]:
+def nature_cnn_layers(features: int = 512, channels_first: bool = False) -> list[Any]:
     """The Nature-DQN torso (Mnih et al. 2015) for stacked 84x84 uint8 frames:
-    /255, conv 32 8x8/4, conv 64 4x4/2, conv 64 3x3/1, Dense ``features``."""
+    /255, conv 32 8x8/4, conv 64 4x4/2, conv 64 3x3/1, Dense ``features``.
+    ``channels_first``: frames come as (stack, H, W), as ale-py stacks them; a
+    Permute layer turns them channels-last (TensorFlow's CPU convolutions need it)."""
     keras = _keras()
     L = keras.layers
     ortho = initializer("orthogonal", math.sqrt(2))
-    return [
+    first = [L.Permute((2, 3, 1), name="channels_last")] if channels_first else []
+    return first + [
         L.Rescaling(1.0 / 255.0, name="scale"),
         L.Conv2D(32, 8, strides=4, activation="relu", kernel_initializer=ortho, name="conv_0"),
         L.Conv2D(64, 4, strides=2, activation="relu", kernel_initializer=ortho, name="conv_1"),
@@ -145,15 +148,57 @@ def nature_cnn_layers(features: int = 512) -> list[Any]:
     ]
 
 
-def nature_cnn(input_shape: Sequence[int] = (84, 84, 4), features: int = 512, name: str = "nature_cnn") -> Any:
-    """The Nature-DQN torso as a model."""
+def small_cnn_layers(features: int = 256, channels_first: bool = False) -> list[Any]:
+    """A torso for small images (under 36 pixels a side, where the Nature CNN's strides do
+    not fit; MinAtar-sized boards): /255, conv 16 3x3/1, conv 32 3x3/2, Dense ``features``."""
     keras = _keras()
-    return keras.Sequential([keras.Input(tuple(input_shape)), *nature_cnn_layers(features)], name=name)
+    L = keras.layers
+    ortho = initializer("orthogonal", math.sqrt(2))
+    first = [L.Permute((2, 3, 1), name="channels_last")] if channels_first else []
+    return first + [
+        L.Rescaling(1.0 / 255.0, name="scale"),
+        L.Conv2D(16, 3, strides=1, padding="same", activation="relu", kernel_initializer=ortho, name="conv_0"),
+        L.Conv2D(32, 3, strides=2, padding="same", activation="relu", kernel_initializer=ortho, name="conv_1"),
+        L.Flatten(name="flatten"),
+        L.Dense(features, activation="relu", kernel_initializer=ortho, name="features"),
+    ]
+
+
+def nature_cnn(input_shape: Sequence[int] = (84, 84, 4), features: int = 512, name: str = "nature_cnn") -> Any:
+    """The Nature-DQN torso as a model (uint8 input, channels last or ale-py's channels first)."""
+    keras = _keras()
+    layout = image_layout(input_shape, np.uint8)
+    return keras.Sequential(
+        [keras.Input(tuple(input_shape), dtype="uint8"), *nature_cnn_layers(features, layout == "channels_first")],
+        name=name,
+    )
+
+
+MIN_IMAGE_SIDE = 8  # smaller 3-D uint8 observations are treated as features
+NATURE_MIN_SIDE = 36  # the Nature CNN's 8/4, 4/2, 3/1 convolutions need at least this
+
+
+def image_layout(shape: Sequence[int], dtype: Any) -> str | None:
+    """How a uint8 observation holds an image: ``channels_last`` (H, W, C) with C <= 4 (RGB,
+    gray, a raw Atari frame), ``channels_first`` (C, H, W) with C <= 16 (ale-py's and
+    Gymnasium's frame stacks), or None for anything else (features)."""
+    if len(shape) != 3 or np.dtype(dtype) != np.uint8:
+        return None
+    if shape[-1] <= 4 and min(shape[0], shape[1]) >= MIN_IMAGE_SIDE:
+        return "channels_last"
+    if shape[0] <= 16 and min(shape[1], shape[2]) >= MIN_IMAGE_SIDE:
+        return "channels_first"
+    return None
 
 
 def is_image_space(shape: Sequence[int], dtype: Any) -> bool:
-    """Whether observations look like image frames (HxWxC uint8) rather than features."""
-    return len(shape) == 3 and np.dtype(dtype) == np.uint8 and min(shape[0], shape[1]) >= 32
+    """Whether observations look like image frames (uint8, HxWxC or CxHxW) rather than features."""
+    return image_layout(shape, dtype) is not None
+
+
+def input_dtype(shape: Sequence[int], dtype: Any) -> str:
+    """The dtype of a model's input: uint8 for images (scaled inside the model), else float32."""
+    return "uint8" if is_image_space(shape, dtype) else "float32"
 
 
 def torso_layers(
@@ -164,16 +209,40 @@ def torso_layers(
     init: str = "glorot_uniform",
     gain: float = math.sqrt(2),
 ) -> list[Any]:
-    """Nature CNN for image observations, else an MLP (flattening any other shape)."""
-    if is_image_space(obs_shape, obs_dtype):
-        return nature_cnn_layers(hidden[-1] if hidden else 512)
+    """A CNN for image observations (the Nature CNN, or a small one for images under 36
+    pixels a side; features = the last width of ``hidden``), else an MLP (flattening any
+    other shape)."""
+    layout = image_layout(obs_shape, obs_dtype)
+    if layout is not None:
+        features = hidden[-1] if hidden else 512
+        side = min(obs_shape[1:] if layout == "channels_first" else obs_shape[:2])
+        cnn = nature_cnn_layers if side >= NATURE_MIN_SIDE else small_cnn_layers
+        return cnn(features, layout == "channels_first")
     return mlp_layers(hidden, activation, init=init, gain=gain, flatten=len(obs_shape) != 1)
 
 
-def build(input_shape: Sequence[int], layers: list[Any], name: str) -> Any:
+def build(input_shape: Sequence[int], layers: list[Any], name: str, dtype: str = "float32") -> Any:
     """A Sequential model from an input shape and a list of layers (torso + head)."""
     keras = _keras()
-    return keras.Sequential([keras.Input(tuple(input_shape)), *layers], name=name)
+    return keras.Sequential([keras.Input(tuple(input_shape), dtype=dtype), *layers], name=name)
+
+
+def build_shared(input_shape: Sequence[int], torso: list[Any], heads: dict[str, list[Any]], dtype: str) -> Any:
+    """One functional model with a shared torso and several heads (outputs in ``heads``' order):
+    SB3's shared CNN feature extractor for actor-critics on images. Sub-models for one head
+    each are ``keras.Model(model.input, model.get_layer(last).output)``."""
+    keras = _keras()
+    inp = keras.Input(tuple(input_shape), dtype=dtype, name="obs")
+    h = inp
+    for layer in torso:
+        h = layer(h)
+    outputs = []
+    for layers in heads.values():
+        o = h
+        for layer in layers:
+            o = layer(o)
+        outputs.append(o)
+    return keras.Model(inp, outputs, name="actor_critic")
 
 
 # --------------------------------------------------------------------------- heads

@@ -21,7 +21,7 @@ import numpy as np
 
 from kerasdojo import backend
 from kerasdojo.agents.actor_critic import ActorCritic, ActorCriticConfig
-from kerasdojo.agents.base import compiled, schedule
+from kerasdojo.agents.base import compiled, schedule, use_xla
 from kerasdojo.config import option
 
 
@@ -63,7 +63,7 @@ class A2C(ActorCritic):
         else:
             self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, global_clipnorm=cfg.max_grad_norm)
         self.opt.build(self.train_vars)
-        self._update = compiled(self._update_step, cfg.jit_compile)
+        self._update = compiled(self._update_step, use_xla(cfg.jit_compile, obs_shape, obs_dtype))
         self.refresh()
 
     def optimizers(self) -> dict[str, Any]:
@@ -94,8 +94,7 @@ class A2C(ActorCritic):
             std = tf.sqrt(tf.reduce_sum(weight * (advantages - mean) ** 2))
             advantages = (advantages - mean) / (std + 1e-8)
         with tf.GradientTape() as tape:
-            out = self.pi(obs, training=True)
-            value = self.vf(obs, training=True)[:, 0]
+            out, value = self.policy_value(obs)
             logp, entropy = self.log_prob_entropy(out, actions)
             policy_loss = -tf.reduce_sum(weight * advantages * logp)
             value_loss = tf.reduce_sum(weight * (returns - value) ** 2)

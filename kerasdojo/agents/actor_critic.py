@@ -1,10 +1,12 @@
-"""What PPO and A2C share: separate policy and value networks, acting, and the
+"""What PPO and A2C share: policy and value networks, acting, and the
 collection of an ``n_steps`` rollout from a vector env with GAE.
 
-Separate policy and value MLPs (SB3's default), a categorical policy for
+Separate policy and value MLPs (SB3's default); on images one CNN shared by
+both heads (SB3's CnnPolicy), run once per batch. A categorical policy for
 Discrete actions, a Gaussian with a state-independent log-std for Box actions
 (sampled unclipped, clipped to the bounds by the env wrapper). Acting is one
-NumPy forward pass per vector step (see :class:`~kerasdojo.agents.base.Forward`).
+NumPy forward pass per vector step, or one compiled TensorFlow call for CNNs
+(see :class:`~kerasdojo.agents.base.Forward`).
 Each algorithm adds its config fields, its optimizer and its compiled update.
 """
 
@@ -71,12 +73,29 @@ class ActorCritic(Agent):
         else:
             self.action_shape = tuple(action_space.shape)
             head, self.log_std = networks.gaussian_head(int(np.prod(self.action_shape)), cfg.log_std_init)
-        self.pi = networks.build(obs_shape, torso() + head, "policy")
-        self.vf = networks.build(obs_shape, torso() + networks.value_head(1.0), "value")
-        self.train_vars = [*self.pi.trainable_variables, *self.vf.trainable_variables]
+        dtype = networks.input_dtype(obs_shape, obs_dtype)
+        if networks.is_image_space(obs_shape, obs_dtype):
+            keras = backend.keras()
+            self.joint = networks.build_shared(
+                obs_shape, torso(), {"policy": head, "value": networks.value_head(1.0)}, dtype
+            )
+            self.pi = keras.Model(self.joint.input, self.joint.outputs[0], name="policy")
+            self.vf = keras.Model(self.joint.input, self.joint.outputs[1], name="value")
+            forward_models = [self.joint]
+        else:
+            self.joint = None
+            self.pi = networks.build(obs_shape, torso() + head, "policy", dtype)
+            self.vf = networks.build(obs_shape, torso() + networks.value_head(1.0), "value", dtype)
+            forward_models = [self.pi, self.vf]
+        seen: set[int] = set()
+        self.train_vars = [
+            v
+            for v in [*self.pi.trainable_variables, *self.vf.trainable_variables]
+            if not (id(v) in seen or seen.add(id(v)))  # the shared torso once
+        ]
         if self.log_std is not None:
             self.train_vars.append(self.log_std)
-        self.forward = Forward([self.pi, self.vf], fast=cfg.fast_act)
+        self.forward = Forward(forward_models, fast=cfg.fast_act, jit=self.joint is not None)
         self.buffer: RolloutBuffer | None = None
 
     # ------------------------------------------------------------------ persistence
@@ -166,6 +185,14 @@ class ActorCritic(Agent):
         return metrics
 
     # ------------------------------------------------------------------ inside compiled updates
+    def policy_value(self, obs: Any, training: bool = True) -> tuple[Any, Any]:
+        """Policy outputs and values (shape (batch,)) of a batch: one pass of a shared torso."""
+        if self.joint is not None:
+            out, value = self.joint(obs, training=training)
+        else:
+            out, value = self.pi(obs, training=training), self.vf(obs, training=training)
+        return out, value[:, 0]
+
     def log_prob_entropy(self, out: Any, actions: Any) -> tuple[Any, Any]:
         """Log-probabilities of ``actions`` and the entropy under the policy outputs ``out`` (TF)."""
         tf = backend.tf()

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
-from kerasdojo.agents.base import Agent, AgentConfig, Forward, compiled, linear
-from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
+from kerasdojo.agents.base import Agent, AgentConfig, Forward, compiled, linear, use_xla
+from kerasdojo.agents.buffers import CompactReplayBuffer, ReplayBuffer, check_replay_memory, collect
 from kerasdojo.config import option
 
 
@@ -49,6 +49,9 @@ class DQNConfig(AgentConfig):
     double_q: bool = option(True, "Double DQN: the online network picks the next action, the target values it.")
     dueling: bool = option(False, "Dueling head: Q = V + A - mean(A).")
     adam_eps: float = option(1e-8, "Adam epsilon.", low=0, low_open=True)
+    optimize_memory_usage: bool = option(
+        False, "Store each observation once (o' is the next row): half the replay memory, for frames."
+    )
 
 
 class DQN(Agent):
@@ -69,7 +72,7 @@ class DQN(Agent):
             head_fn = networks.dueling_q_head if cfg.dueling else networks.q_head
             head = head_fn(self.n_actions, init=cfg.init)
             torso = networks.torso_layers(obs_shape, obs_dtype, cfg.net_arch, cfg.activation, cfg.init)
-            return networks.build(obs_shape, torso + head, name)
+            return networks.build(obs_shape, torso + head, name, networks.input_dtype(obs_shape, obs_dtype))
 
         self.q = q_network("q")
         self.q_target = q_network("q_target")
@@ -79,10 +82,15 @@ class DQN(Agent):
         )
         self.opt.build(self.q.trainable_variables)
         self.huber = keras.losses.Huber(delta=1.0)  # SB3's smooth L1 loss
-        check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype)
-        self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
-        self.forward = Forward([self.q], fast=cfg.fast_act)
-        self._train = compiled(self._train_steps, cfg.jit_compile)
+        compact = cfg.optimize_memory_usage
+        self.notes.append(check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype, compact))
+        self.buffer: ReplayBuffer | CompactReplayBuffer = (
+            CompactReplayBuffer(cfg.buffer_size, cfg.n_envs, obs_shape, obs_dtype)
+            if compact
+            else ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
+        )
+        self.forward = Forward([self.q], fast=cfg.fast_act, jit=networks.is_image_space(obs_shape, obs_dtype))
+        self._train = compiled(self._train_steps, use_xla(cfg.jit_compile, obs_shape, obs_dtype))
         self._sync = compiled(self._sync_target, False)
         self.n_calls = 0
         self.pending_target_updates = 0

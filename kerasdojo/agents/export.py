@@ -33,5 +33,17 @@ def export_policy(agent: Any, normalizer: Any, path: Path) -> Path | None:
             keras.layers.ReLU(max_value=2 * clip, name="clip"),
             keras.layers.Rescaling(1.0, offset=-clip, name="clip_unshift"),
         ]
-    export = keras.Sequential([keras.Input(model.input_shape[1:]), *layers, *model.layers], name="policy")
+    dtype = model.inputs[0].dtype  # uint8 for frames: the model scales them itself
+    if isinstance(model, keras.Sequential):
+        export = keras.Sequential(
+            [keras.Input(model.input_shape[1:], dtype=dtype), *layers, *model.layers], name="policy"
+        )
+    elif layers:
+        inp = keras.Input(model.input_shape[1:], dtype=dtype)
+        h = inp
+        for layer in layers:
+            h = layer(h)
+        export = keras.Model(inp, model(h), name="policy")
+    else:  # a functional policy (the policy head of a shared CNN), saved as it is
+        export = model
     return save_keras_model(export, path)

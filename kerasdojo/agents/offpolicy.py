@@ -80,7 +80,7 @@ class OffPolicyAgent(Agent):
                 hint="wrap the env in gymnasium.wrappers.RescaleAction or use ppo/a2c",
             )
         self.obs_dim = int(np.prod(obs_shape))
-        check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype)
+        self.notes.append(check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype))
         self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype, (self.action_dim,), np.float32)
         self.forward: Any = None
         self._stale = False  # the NumPy copy of the actor lags its weights

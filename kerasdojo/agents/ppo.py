@@ -18,7 +18,7 @@ import numpy as np
 
 from kerasdojo import backend
 from kerasdojo.agents.actor_critic import ActorCritic, ActorCriticConfig
-from kerasdojo.agents.base import compiled, schedule
+from kerasdojo.agents.base import compiled, schedule, use_xla
 from kerasdojo.config import option
 
 
@@ -55,7 +55,7 @@ class PPO(ActorCritic):
             learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps, global_clipnorm=cfg.max_grad_norm
         )
         self.opt.build(self.train_vars)
-        self._update = compiled(self._update_step, cfg.jit_compile)
+        self._update = compiled(self._update_step, use_xla(cfg.jit_compile, obs_shape, obs_dtype))
         self.refresh()
 
     def optimizers(self) -> dict[str, Any]:
@@ -115,8 +115,7 @@ class PPO(ActorCritic):
                 std = tf.sqrt(tf.reduce_sum(weight * (adv - mean) ** 2))
                 adv = (adv - mean) / (std + 1e-8)
             with tf.GradientTape() as tape:
-                out = self.pi(o, training=True)
-                value = self.vf(o, training=True)[:, 0]
+                out, value = self.policy_value(o)
                 logp, entropy = self.log_prob_entropy(out, a)
                 log_ratio = logp - olp
                 ratio = tf.exp(log_ratio)

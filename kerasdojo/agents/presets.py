@@ -264,11 +264,70 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+# Atari (ALE ids): the Zoo has one entry per algorithm, "atari", for every game (with AtariWrapper
+# and a stack of 4 frames, here the default preprocessing). Pong, Breakout and MsPacman are named
+# with it; any other ALE id gets it too (ATARI_PRESETS). The Nature CNN's 512 features are
+# net_arch=(512,); SB3's CnnPolicy shares the CNN between policy and value, as kerasdojo does on
+# images. The Zoo's budget is 10M steps.
+ATARI_PRESETS: dict[str, dict[str, Any]] = {
+    "ppo": {
+        "n_envs": 8,
+        "total_steps": 10_000_000,
+        "net_arch": (512,),
+        "n_steps": 128,
+        "n_epochs": 4,
+        "batch_size": 256,
+        "learning_rate": 2.5e-4,
+        "lr_schedule": "linear",
+        "clip_range": 0.1,
+        "clip_schedule": "linear",
+        "vf_coef": 0.5,
+        "ent_coef": 0.01,
+    },
+    "dqn": {
+        "n_envs": 1,
+        "total_steps": 10_000_000,
+        "net_arch": (512,),
+        "buffer_size": 100_000,
+        "learning_rate": 1e-4,
+        "batch_size": 32,
+        "learning_starts": 100_000,
+        "target_update_interval": 1000,
+        "train_freq": 4,
+        "gradient_steps": 1,
+        "exploration_fraction": 0.1,
+        "exploration_final_eps": 0.01,
+        "double_q": False,  # SB3's DQN, which the Zoo tuned, has no double Q-learning
+        "optimize_memory_usage": True,  # the Zoo keeps it off for SB3's timeout handling; ours needs none
+    },
+}
+ATARI_GAMES = ("ALE/Pong-v5", "ALE/Breakout-v5", "ALE/MsPacman-v5")
+for _agent, _values in ATARI_PRESETS.items():
+    for _env in ATARI_GAMES:
+        PRESETS[(_agent, _env)] = dict(_values)
+
+
+def _is_ale(env_id: str) -> bool:
+    try:
+        from kerasdojo.envs import atari, resolve
+
+        return atari.is_atari(resolve(env_id))
+    except Exception:  # unknown ids, ale-py missing: no Atari preset
+        return False
+
+
 def preset(agent: str, env_id: str) -> dict[str, Any]:
-    """The preset for ``(agent, env_id)``, or an empty dict."""
-    return dict(PRESETS.get((agent, env_id), {}))
+    """The preset for ``(agent, env_id)``, the generic Atari one for other ALE ids, or an empty dict."""
+    if (agent, env_id) in PRESETS:
+        return dict(PRESETS[(agent, env_id)])
+    if agent in ATARI_PRESETS and _is_ale(env_id):
+        return dict(ATARI_PRESETS[agent])
+    return {}
 
 
 def envs_with_preset(agent: str) -> str:
     """The environments that have a preset for ``agent``, comma-separated."""
-    return ", ".join(env for (name, env) in PRESETS if name == agent) or "none"
+    names = [env for (name, env) in PRESETS if name == agent]
+    if agent in ATARI_PRESETS:
+        names.append("any other ALE/...-v5 game (the generic Atari preset)")
+    return ", ".join(names) or "none"

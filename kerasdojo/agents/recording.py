@@ -35,13 +35,22 @@ def record_episode(
     seed: int,
     path: Path,
     deterministic: bool = True,
+    atari: bool = True,
 ) -> tuple[Path, float]:
     """Play one episode with frames rendered as rgb_array and write them to ``path``; returns
     the path and the episode's return. ``normalizer_state``: the observation statistics the
-    agent was trained with (None when it used none)."""
+    agent was trained with (None when it used none). Atari games (with ``atari``, the
+    preprocessing) play a whole game with raw scores; the video shows the game's colour
+    frames, not the 84x84 gray ones the agent sees."""
     path = check_video_path(path)
     env = envs_mod.make_vec(
-        env_id, 1, env_kwargs=env_kwargs, normalize_obs=normalizer_state is not None, render_mode="rgb_array"
+        env_id,
+        1,
+        env_kwargs=env_kwargs,
+        normalize_obs=normalizer_state is not None,
+        render_mode="rgb_array",
+        atari_wrapper=atari,
+        training=False,
     )
     if normalizer_state is not None:
         env.normalizer.load_state(normalizer_state)

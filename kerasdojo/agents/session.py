@@ -162,6 +162,7 @@ class Session:
                 normalize_obs=cfg.normalize_obs,
                 normalize_reward=cfg.normalize_reward,
                 gamma=getattr(cfg, "gamma", 0.99),
+                atari_wrapper=cfg.atari_wrapper,
             )
             check_supported(spec.agent, spec.env_id, self.env.single_action_space)
             self.agent = build_agent(spec.agent, cfg, self.env, seed)
@@ -171,6 +172,8 @@ class Session:
             seed=self.eval_seed,
             env_kwargs=spec.env_kwargs,
             normalize_obs=cfg.normalize_obs,
+            atari_wrapper=cfg.atari_wrapper,
+            training=False,
         )
         self.title = f"{spec.agent} on {spec.env_id} (seed {seed}{', native' if spec.native else ''})"
         self.policy_path: Path | None = None
@@ -229,7 +232,10 @@ class Session:
     def record(self, path: Path, seed: int | None = None) -> Path:
         norm = self.env.normalizer.state() if self.cfg.normalize_obs else None
         seed = self.eval_seed if seed is None else seed
-        return record_episode(self.agent, self.spec.env_id, self.spec.env_kwargs, norm, seed, path)[0]
+        spec = self.spec
+        return record_episode(self.agent, spec.env_id, spec.env_kwargs, norm, seed, path, atari=self.cfg.atari_wrapper)[
+            0
+        ]
 
     def write_results(self, result: EvalResult) -> None:
         """eval.json and the run's HParams entry (hyperparameters and final metrics)."""
@@ -419,6 +425,8 @@ def evaluate_run(
         env_kwargs=spec.env_kwargs,
         normalize_obs=cfg.normalize_obs,
         render_mode="human" if render else None,
+        atari_wrapper=cfg.atari_wrapper,
+        training=False,
     )
     try:
         agent = build_agent(spec.agent, cfg, env, spec.seed)
@@ -433,5 +441,7 @@ def evaluate_run(
     recorded = None
     if video is not None:
         state = env.normalizer.state() if cfg.normalize_obs else None
-        recorded = record_episode(agent, spec.env_id, spec.env_kwargs, state, seed, Path(video), deterministic)[0]
+        recorded = record_episode(
+            agent, spec.env_id, spec.env_kwargs, state, seed, Path(video), deterministic, atari=cfg.atari_wrapper
+        )[0]
     return RunEvaluation(spec.env_id, spec.agent, source, result, recorded)

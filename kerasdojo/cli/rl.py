@@ -98,12 +98,17 @@ def envs(
         out.print(table)
         return
     groups = envs_mod.list_envs(name)
+    if not groups and (name or "").lower() in ("atari", "ale"):
+        raise DojoError(
+            "No Atari games: the Arcade Learning Environment is not installed", hint="pip install -e '.[atari]'"
+        )
     if not groups:
         raise DojoError(f"No registered environment matches {name!r}", hint="run kerasdojo envs to see them all")
     for group, ids in groups.items():
         out.print(f"[bold]===== {group} =====[/bold]")
         out.print("  ".join(ids), soft_wrap=False)
-    out.print(f"\n{sum(len(v) for v in groups.values())} environments. Describe one: kerasdojo envs CartPole-v1")
+    example = "ALE/Breakout-v5" if "ALE (Atari)" in groups else "CartPole-v1"
+    out.print(f"\n{sum(len(v) for v in groups.values())} environments. Describe one: kerasdojo envs {example}")
 
 
 @app.command()
@@ -224,6 +229,8 @@ def _run_training(session: Any, quiet: bool) -> None:
 
     out = console()
     out.print(f"[bold]{session.title}[/bold]  ->  {session.run.path}")
+    for note in getattr(session.agent, "notes", []):
+        out.print(note, highlight=False)
     with TrainingProgress(session.state.total_steps, session.state.step, console=out, disable=quiet) as bar:
         summary = session.train(bar.report)
     final = summary.eval

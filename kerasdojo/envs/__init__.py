@@ -8,6 +8,10 @@
 * :func:`make_env` builds one environment (for videos and rendering).
 * :func:`describe` and :func:`list_envs` back ``kerasdojo envs``.
 
+ALE ids (Atari) get the standard Atari preprocessing by default, run by
+ale-py's vector env (:mod:`kerasdojo.envs.atari`); ``atari_wrapper=False``
+gives the raw frames.
+
 Unknown ids suggest the closest registered ones; environments whose optional
 dependency is missing name the extra to install.
 """
@@ -57,6 +61,7 @@ def _register_optional(gym: Any) -> None:
         import ale_py
 
         gym.register_envs(ale_py)
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no start-up banner
     except Exception:  # not installed, or an old version: Atari ids stay unknown
         pass
 
@@ -159,17 +164,29 @@ def make_vec(
     normalize_reward: bool = False,
     gamma: float = 0.99,
     render_mode: str | None = None,
+    atari_wrapper: bool = True,
+    training: bool = True,
 ) -> Any:
     """A :class:`~kerasdojo.envs.wrappers.VecEnv` of ``n_envs`` copies, reset with ``seed``.
 
     ``render_mode`` ("rgb_array" for videos, "human" for a window) uses
-    ``SyncVectorEnv`` so each copy renders itself."""
+    ``SyncVectorEnv`` so each copy renders itself. ALE ids get the Atari
+    preprocessing unless ``atari_wrapper`` is False; ``training`` chooses its
+    training conventions (a lost life ends an episode, clipped rewards) or its
+    evaluation ones (whole games, raw scores)."""
     from kerasdojo.envs.wrappers import VecEnv
 
     gym = _gym()
     spec = resolve(env_id)
+    if atari_wrapper and _is_atari(spec):
+        vec = _make_atari_vec(spec, n_envs, env_kwargs, render_mode, training)
+        env = VecEnv(vec, normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma)
+        env.reset(seed=seed)
+        return env
     kwargs = dict(env_kwargs or {})
-    modes = ["async"] if async_ else (["vector_entry_point", "sync"] if spec.vector_entry_point else ["sync"])
+    # ALE ids without the preprocessing: raw frames from single envs (ale-py's vector env preprocesses).
+    native_vec = spec.vector_entry_point and not _is_atari(spec)
+    modes = ["async"] if async_ else (["vector_entry_point", "sync"] if native_vec else ["sync"])
     if render_mode is not None:
         kwargs["render_mode"] = _render_mode(render_mode)
         modes = ["sync"]
@@ -189,6 +206,29 @@ def make_vec(
     env = VecEnv(vec, normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma)
     env.reset(seed=seed)
     return env
+
+
+def _is_atari(spec: Any) -> bool:
+    from kerasdojo.envs.atari import is_atari
+
+    return is_atari(spec)
+
+
+def _make_atari_vec(
+    spec: Any, n_envs: int, env_kwargs: dict[str, Any] | None, render_mode: str | None, training: bool
+) -> Any:
+    from kerasdojo.envs import atari
+
+    try:
+        if render_mode is None:
+            return atari.AtariVec(spec, n_envs, training, env_kwargs)
+        gym = _gym()
+        mode = _render_mode(render_mode)
+        return gym.vector.SyncVectorEnv([lambda: atari.make_single(spec, env_kwargs, mode) for _ in range(n_envs)])
+    except DojoError:
+        raise
+    except Exception as exc:
+        raise _creation_error(spec, exc) from None
 
 
 def describe_space(space: Any) -> str:
@@ -219,7 +259,7 @@ def describe(env_id: str) -> dict[str, Any]:
     """Spaces and limits of an environment, as rows for ``kerasdojo envs ID``."""
     spec = resolve(env_id)
     obs_space, act_space = spaces_of(env_id)
-    return {
+    rows = {
         "id": spec.id,
         "entry point": spec.entry_point if isinstance(spec.entry_point, str) else repr(spec.entry_point),
         "action space": describe_space(act_space),
@@ -228,6 +268,17 @@ def describe(env_id: str) -> dict[str, Any]:
         "max episode steps": spec.max_episode_steps,
         "vectorised implementation": "yes" if spec.vector_entry_point else "no (SyncVectorEnv)",
     }
+    if _is_atari(spec):
+        from kerasdojo.envs import atari
+
+        rows["vectorised implementation"] = "ale-py's AtariVectorEnv (C++ threads)"
+        rows["action meanings"] = ", ".join(f"{i} {m}" for i, m in enumerate(atari.action_meanings(spec)))
+        rows["agents see"] = (
+            f"Box({atari.STACK}, {atari.SCREEN}, {atari.SCREEN}) uint8: {atari.STACK} stacked 84x84 gray frames, "
+            f"frame skip {atari.FRAMESKIP} (--set atari_wrapper=false: raw frames)"
+        )
+        rows["sticky actions"] = f"repeat_action_probability={spec.kwargs.get('repeat_action_probability', 0.25)}"
+    return rows
 
 
 def _family(spec: Any) -> str:
@@ -244,6 +295,10 @@ def list_envs(filter_: str | None = None) -> dict[str, list[str]]:
     """Registered ids grouped by family (classic_control, box2d, ...), optionally filtered."""
     gym = _gym()
     groups: dict[str, list[str]] = defaultdict(list)
+    if (filter_ or "").lower() in ("atari", "ale"):
+        from kerasdojo.envs.atari import games
+
+        return {"ALE (Atari)": games()} if games() else {}
     needle = (filter_ or "").lower()
     for env_id, spec in gym.registry.items():
         family = _family(spec)

@@ -206,17 +206,29 @@ class VecEnv(EpisodeStats):
             env_actions = actions + self._act_start
         else:
             env_actions = actions
-        obs, reward, terminated, truncated, _ = self.env.step(env_actions)
-        was_reset = self._prev_done
+        obs, reward, terminated, truncated, info = self.env.step(env_actions)
         reward = np.asarray(reward, np.float64)
         done = np.logical_or(terminated, truncated)
-        self._returns += reward
-        self._lengths += ~was_reset
-        if done.any():
-            for i in np.flatnonzero(done):
+        if "was_reset" in info:
+            # The env says which calls reset a finished game (Atari: a lost life ends a training
+            # episode but the game plays on). Statistics count whole games and raw scores, closed
+            # when the game restarts.
+            was_reset = np.asarray(info["was_reset"], bool)
+            for i in np.flatnonzero(was_reset):
                 self.add_episode(float(self._returns[i]), int(self._lengths[i]))
-            self._returns[done] = 0.0
-            self._lengths[done] = 0
+            self._returns[was_reset] = 0.0
+            self._lengths[was_reset] = 0
+            self._returns += np.asarray(info.get("raw_reward", reward), np.float64)
+            self._lengths += ~was_reset
+        else:
+            was_reset = self._prev_done
+            self._returns += reward
+            self._lengths += ~was_reset
+            if done.any():
+                for i in np.flatnonzero(done):
+                    self.add_episode(float(self._returns[i]), int(self._lengths[i]))
+                self._returns[done] = 0.0
+                self._lengths[done] = 0
         self._prev_done = done
         self.obs = self.observation(obs)
         reward = self.normalizer.reward(reward.astype(np.float32), done)

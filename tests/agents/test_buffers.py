@@ -99,3 +99,94 @@ def test_schedules() -> None:
     assert schedule("constant", 3e-4, 0.9) == 3e-4
     assert schedule("linear", 1e-3, 0.25) == pytest.approx(7.5e-4)
     assert schedule("linear", 1e-3, 1.2) == 0.0
+
+
+def frame_stream(n_envs: int, steps: int, seed: int = 0):
+    """Vector steps as a next-step-autoreset env produces them: (obs, action, reward, next_obs,
+    terminated, valid); the call after an episode end is a reset (invalid) whose observation is
+    the episode's true last one. Observations are uint8 'frames' numbered by step and env."""
+    rng = np.random.default_rng(seed)
+    obs = np.zeros((n_envs, 2, 3), np.uint8)
+    done = np.zeros(n_envs, bool)
+    out = []
+    for t in range(steps):
+        next_obs = ((t + 1) * 7 + np.arange(n_envs)[:, None, None] * 3 + np.zeros((1, 2, 3))).astype(np.uint8)
+        terminated = rng.random(n_envs) < 0.1
+        truncated = rng.random(n_envs) < 0.05
+        valid = ~done
+        terminated &= valid
+        out.append(
+            (
+                obs.copy(),
+                rng.integers(0, 4, n_envs),
+                rng.normal(size=n_envs).astype(np.float32),
+                next_obs,
+                terminated.astype(np.float32),
+                valid,
+            )
+        )
+        done = (terminated > 0) | (truncated & valid)
+        obs = next_obs
+    return out
+
+
+def test_compact_replay_holds_the_same_transitions_as_the_plain_one() -> None:
+    from kerasdojo.agents.buffers import CompactReplayBuffer
+
+    stream = frame_stream(n_envs=3, steps=200)
+    plain = ReplayBuffer(10_000, (2, 3), np.uint8)
+    compact = CompactReplayBuffer(10_000, 3, (2, 3), np.uint8)
+    for step in stream:
+        plain.add_step(*step)
+        compact.add_step(*step)
+    got = compact.transitions()
+    n = len(plain)
+    assert len(compact) == n and n < 3 * 200  # the reset calls are not transitions
+    # The plain buffer stores each vector step's valid envs in env order; so does compact.
+    for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(plain, name)[:n], err_msg=name)
+    # Half the observation memory: o' is never stored twice.
+    assert compact.obs.nbytes + compact.last_next_obs.nbytes < 0.6 * (plain.obs.nbytes + plain.next_obs.nbytes)
+
+
+def test_compact_replay_sampling_wrapping_and_state() -> None:
+    from kerasdojo.agents.buffers import CompactReplayBuffer
+
+    stream = frame_stream(n_envs=2, steps=300, seed=1)
+    compact = CompactReplayBuffer(100, 2, (2, 3), np.uint8)  # 50 rows: wraps 6 times
+    everything = ReplayBuffer(10_000, (2, 3), np.uint8)
+    for step in stream:
+        compact.add_step(*step)
+        everything.add_step(*step)
+    known = {
+        (everything.obs[i].tobytes(), everything.next_obs[i].tobytes(), float(everything.rewards[i]))
+        for i in range(len(everything))
+    }
+    batch = compact.sample(np.random.default_rng(0), 32, k=4)
+    assert batch.obs.shape == (4, 32, 2, 3) and batch.next_obs.dtype == np.uint8
+    for o, o2, r in zip(
+        batch.obs.reshape(-1, 2, 3), batch.next_obs.reshape(-1, 2, 3), batch.rewards.ravel(), strict=True
+    ):
+        assert (o.tobytes(), o2.tobytes(), float(r)) in known  # a real transition, never a reset call
+    newest = compact.transitions()
+    assert (newest.next_obs[-1] == stream[-1][3][1]).all()  # the newest row's o' is kept apart
+    arrays, meta = compact.state()
+    restored = CompactReplayBuffer(100, 2, (2, 3), np.uint8)
+    restored.load_state(arrays, meta)
+    for a, b in zip(restored.transitions(), newest, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_replay_memory_is_reported_and_a_buffer_that_does_not_fit_is_refused(monkeypatch) -> None:
+    from kerasdojo.agents import buffers
+    from kerasdojo.errors import DojoError
+
+    line = buffers.check_replay_memory(100_000, (4, 84, 84), np.uint8, compact=True)
+    assert "100,000 observations of (4, 84, 84) uint8, each stored once: 2.63 GiB" in line
+    assert buffers.replay_memory(100_000, (4, 84, 84), np.uint8) == 2 * buffers.replay_memory(
+        100_000, (4, 84, 84), np.uint8, compact=True
+    )
+    monkeypatch.setattr(buffers, "available_memory", lambda: 2 * 2**30)
+    with pytest.raises(DojoError, match=r"needs 5.3 GiB; 2.0 GiB is available") as info:
+        buffers.check_replay_memory(100_000, (4, 84, 84), np.uint8)
+    assert "optimize_memory_usage=true" in info.value.hint

@@ -1,0 +1,228 @@
+"""Atari: training speed of PPO and DQN on Breakout beside Stable-Baselines3, and a PPO learning run.
+
+``speed`` (the default): kerasdojo's Breakout presets (RL Zoo's Atari values) for a
+fixed ``--steps`` (100,000) with no evaluation, training steps/s = steps / training
+seconds (start-up and compilation included). SB3 in the same run, when installed
+beside kerasdojo: ``make_atari_env`` (``AtariWrapper``) + ``VecFrameStack(4)`` on
+``BreakoutNoFrameskip-v4``, the env RL Zoo trains, with the Zoo's hyperparameters, on
+the CPU. DQN's preset waits 100,000 steps before learning, which would time acting
+alone, so both libraries run DQN with ``learning_starts=--dqn-learning-starts``
+(10,000). Each (library, algorithm) runs in a fresh Python process, one at a time.
+SB3 needs ``pip install torch==2.13.0 stable-baselines3 opencv-python-headless``.
+
+``learn``: PPO on ALE/Breakout-v5 for ``--learn-steps`` (1,000,000), evaluated every
+``--eval-every`` steps over 10 whole games (raw scores, sticky actions), then a final
+evaluation of 30 games; writes the curve to ``benchmarks/atari_breakout_ppo.png``.
+
+    python benchmarks/atari.py                   # speed, 100k steps each
+    python benchmarks/atari.py learn             # the 1M-step learning run (about an hour on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import HERE, machine, markdown_table, run_worker, today, update_section, versions  # noqa: E402
+
+ENV = "ALE/Breakout-v5"
+SB3_ENV = "BreakoutNoFrameskip-v4"
+
+
+def kerasdojo_speed(algo: str, steps: int, dqn_learning_starts: int) -> dict:
+    import tempfile
+
+    from kerasdojo.agents import session as sessions
+
+    overrides = {"learning_starts": dqn_learning_starts} if algo == "dqn" else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = sessions.TrainSpec(
+            ENV, algo, seed=0, total_steps=steps, eval_every=0, eval_episodes=1, save_every=0, overrides=overrides
+        )
+        start = time.perf_counter()
+        session = sessions.start(spec, tmp)
+        summary = session.train()
+        wall = time.perf_counter() - start
+    return {"steps": summary.steps, "train_seconds": summary.train_seconds_total, "wall": wall}
+
+
+def sb3_speed(algo: str, steps: int, dqn_learning_starts: int) -> dict:
+    import ale_py
+    import gymnasium as gym
+    from stable_baselines3 import DQN, PPO
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+
+    def linear(x: float):
+        return lambda progress: progress * x
+
+    start = time.perf_counter()
+    if algo == "ppo":
+        env = VecFrameStack(make_atari_env(SB3_ENV, n_envs=8, seed=0), n_stack=4)
+        model = PPO(
+            "CnnPolicy",
+            env,
+            n_steps=128,
+            n_epochs=4,
+            batch_size=256,
+            learning_rate=linear(2.5e-4),
+            clip_range=linear(0.1),
+            vf_coef=0.5,
+            ent_coef=0.01,
+            device="cpu",
+            seed=0,
+        )
+    else:
+        env = VecFrameStack(make_atari_env(SB3_ENV, n_envs=1, seed=0), n_stack=4)
+        model = DQN(
+            "CnnPolicy",
+            env,
+            buffer_size=100_000,
+            learning_rate=1e-4,
+            batch_size=32,
+            learning_starts=dqn_learning_starts,
+            target_update_interval=1000,
+            train_freq=4,
+            gradient_steps=1,
+            exploration_fraction=0.1,
+            exploration_final_eps=0.01,
+            device="cpu",
+            seed=0,
+        )
+    learn_start = time.perf_counter()
+    model.learn(steps)
+    end = time.perf_counter()
+    return {"steps": steps, "train_seconds": end - learn_start, "wall": end - start}
+
+
+def speed(args: argparse.Namespace) -> None:
+    libs = ["kerasdojo"]
+    try:
+        import stable_baselines3  # noqa: F401
+
+        libs.append("sb3")
+    except ImportError:
+        print("stable-baselines3 is not installed: kerasdojo only")
+    results: dict[tuple[str, str], dict] = {}
+    for algo in args.algos:
+        for lib in libs:
+            line = run_worker(Path(__file__), [lib, algo, str(args.steps), str(args.dqn_learning_starts)], timeout=7200)
+            results[(lib, algo)] = json.loads(line)
+            r = results[(lib, algo)]
+            print(
+                f"{lib:9s} {algo}: {r['steps']:,} steps, {r['train_seconds']:.1f} s training, "
+                f"{r['steps'] / r['train_seconds']:,.0f} steps/s (wall {r['wall']:.1f} s)",
+                flush=True,
+            )
+    rows = []
+    for algo in args.algos:
+        ours = results[("kerasdojo", algo)]
+        fps = ours["steps"] / ours["train_seconds"]
+        row = [algo.upper(), f"{fps:,.0f}", f"{ours['train_seconds']:.1f}"]
+        if ("sb3", algo) in results:
+            sb3 = results[("sb3", algo)]
+            sfps = sb3["steps"] / sb3["train_seconds"]
+            row += [f"{sfps:,.0f}", f"{sb3['train_seconds']:.1f}", f"x{fps / sfps:.2f}"]
+        else:
+            row += ["-", "-", "-"]
+        rows.append(row)
+    libs_line = versions("tensorflow", "keras", "gymnasium", "ale_py", "stable_baselines3", "torch")
+    body = "\n".join(
+        [
+            "## Atari speed: Breakout, RL Zoo's Atari presets, fixed steps (`benchmarks/atari.py`)",
+            "",
+            f"{today()}; {machine()}; {libs_line}.",
+            f"{args.steps:,} steps per run, no evaluation; DQN with learning_starts={args.dqn_learning_starts:,} "
+            "on both sides (the preset's 100,000 would time acting alone). kerasdojo: ALE/Breakout-v5 through "
+            f"ale-py's vector env; SB3: {SB3_ENV} with make_atari_env + VecFrameStack(4), CPU.",
+            "",
+            markdown_table(["agent", "kerasdojo steps/s", "kerasdojo s", "SB3 steps/s", "SB3 s", "ratio"], rows),
+        ]
+    )
+    update_section("atari-speed", body)
+    print(body)
+
+
+def learn(args: argparse.Namespace) -> None:
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kerasdojo.agents import session as sessions
+    from kerasdojo.runs import read_progress
+
+    out_dir = Path(args.runs) if args.runs else Path(tempfile.mkdtemp())
+    spec = sessions.TrainSpec(
+        ENV, "ppo", seed=args.seed, total_steps=args.learn_steps, eval_every=args.eval_every, eval_episodes=10
+    )
+    session = sessions.start(spec, out_dir)
+    print("run directory:", session.run.path, flush=True)
+    summary = session.train()
+    rows = read_progress(session.run.path / "progress.csv")
+    final = sessions.evaluate_run(session.run.path, episodes=30, seed=1000).result
+    evals = [(int(r["time/total_timesteps"]), float(r["eval/mean_reward"])) for r in rows if r.get("eval/mean_reward")]
+    train = [
+        (int(r["time/total_timesteps"]), float(r["rollout/ep_rew_mean"]))
+        for r in rows
+        if r.get("rollout/ep_rew_mean") not in (None, "", "nan")
+    ]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if train:
+        ax.plot(*zip(*train, strict=True), lw=1, alpha=0.6, label="rollout/ep_rew_mean (last 100 games)")
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", lw=2, label="eval/mean_reward (10 games)")
+    ax.axhline(20, ls="--", c="gray", lw=1, label="target 20")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("game score")
+    ax.set_title(f"kerasdojo PPO on {ENV} (seed {args.seed})")
+    ax.legend()
+    fig.tight_layout()
+    png = HERE / "atari_breakout_ppo.png"
+    fig.savefig(png, dpi=100)
+    curve = ", ".join(f"{s // 1000}k: {v:.1f}" for s, v in evals)
+    body = "\n".join(
+        [
+            "## Atari learning: PPO on ALE/Breakout-v5 (`benchmarks/atari.py learn`)",
+            "",
+            f"{today()}; {machine()}; CPU only.",
+            f"{summary.steps:,} steps in {summary.train_seconds_total / 60:.1f} min of training "
+            f"({summary.steps / summary.train_seconds_total:,.0f} steps/s), seed {args.seed}, the PPO Atari preset.",
+            f"Evaluations (10 whole games, raw score, sticky actions 0.25): {curve}.",
+            f"Final evaluation, 30 games: **{final.mean_reward:.1f} ± {final.std_reward:.1f}** (target >= 20).",
+            f"Curve: `benchmarks/{png.name}`.",
+        ]
+    )
+    update_section("atari-learning", body)
+    print(body)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        lib, algo, steps, starts = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        fn = kerasdojo_speed if lib == "kerasdojo" else sb3_speed
+        print(json.dumps(fn(algo, steps, starts)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", nargs="?", default="speed", choices=("speed", "learn"))
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=("ppo", "dqn"))
+    parser.add_argument("--dqn-learning-starts", type=int, default=10_000)
+    parser.add_argument("--learn-steps", type=int, default=1_000_000)
+    parser.add_argument("--eval-every", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", default=None, help="keep the learning run here (default: a temp dir)")
+    args = parser.parse_args()
+    speed(args) if args.mode == "speed" else learn(args)
+
+
+if __name__ == "__main__":
+    main()
