@@ -179,14 +179,14 @@ NATURE_MIN_SIDE = 36  # the Nature CNN's 8/4, 4/2, 3/1 convolutions need at leas
 
 
 def image_layout(shape: Sequence[int], dtype: Any) -> str | None:
-    """How a uint8 observation holds an image: ``channels_last`` (H, W, C) with C <= 4 (RGB,
-    gray, a raw Atari frame), ``channels_first`` (C, H, W) with C <= 16 (ale-py's and
-    Gymnasium's frame stacks), or None for anything else (features)."""
+    """How a uint8 observation holds an image: ``channels_last`` (H, W, C) when C is the smallest
+    axis (RGB, a raw Atari frame, stacked channels), ``channels_first`` (C, H, W) when C is
+    (ale-py's and Gymnasium's frame stacks), or None for anything else (features)."""
     if len(shape) != 3 or np.dtype(dtype) != np.uint8:
         return None
-    if shape[-1] <= 4 and min(shape[0], shape[1]) >= MIN_IMAGE_SIDE:
+    if shape[-1] < min(shape[0], shape[1]) and min(shape[0], shape[1]) >= MIN_IMAGE_SIDE:
         return "channels_last"
-    if shape[0] <= 16 and min(shape[1], shape[2]) >= MIN_IMAGE_SIDE:
+    if shape[0] < min(shape[1], shape[2]) and min(shape[1], shape[2]) >= MIN_IMAGE_SIDE:
         return "channels_first"
     return None
 

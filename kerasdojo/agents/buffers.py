@@ -283,6 +283,17 @@ class CompactReplayBuffer:
             getattr(self, name)[:n] = arrays[f"replay/{name}"]
         self.last_next_obs[:] = arrays["replay/last_next_obs"]
         self.filled, self.pos = n, int(meta["replay/pos"])
+        self.break_sequence()
+
+    def break_sequence(self) -> None:
+        """The env is about to restart from a reset (a resumed run): store the newest row's o' in
+        an invalid row, so that the next row (a new episode's start) does not become its o'."""
+        if self.filled == 0:
+            return
+        self.obs[self.pos] = self.last_next_obs
+        self.valid[self.pos] = False
+        self.pos = (self.pos + 1) % self.rows
+        self.filled = min(self.filled + 1, self.rows)
 
 
 def collect(
@@ -333,7 +344,9 @@ def replay_memory(buffer_size: int, obs_shape: tuple[int, ...], obs_dtype: Any, 
     return (1 if compact else 2) * int(buffer_size) * int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
 
 
-def check_replay_memory(buffer_size: int, obs_shape: tuple[int, ...], obs_dtype: Any, compact: bool = False) -> str:
+def check_replay_memory(
+    buffer_size: int, obs_shape: tuple[int, ...], obs_dtype: Any, compact: bool = False, can_compact: bool = False
+) -> str:
     """A one-line account of the replay buffer's memory; a DojoError when it does not fit in the
     memory available now (a buffer that would send the machine into swap or the OOM killer)."""
     need = replay_memory(buffer_size, obs_shape, obs_dtype, compact)
@@ -343,7 +356,7 @@ def check_replay_memory(buffer_size: int, obs_shape: tuple[int, ...], obs_dtype:
     )
     if avail is not None and need > avail:
         hint = "lower it with --set buffer_size=N"
-        if not compact:
+        if can_compact and not compact:
             hint += ", or halve it with --set optimize_memory_usage=true"
         raise DojoError(
             f"The replay buffer ({what}) needs {need / 2**30:.1f} GiB; {avail / 2**30:.1f} GiB is available", hint=hint

@@ -19,6 +19,7 @@ from kerasdojo import backend, networks
 from kerasdojo.agents.base import Agent, AgentConfig, Forward, compiled, linear, use_xla
 from kerasdojo.agents.buffers import CompactReplayBuffer, ReplayBuffer, check_replay_memory, collect
 from kerasdojo.config import option
+from kerasdojo.errors import DojoError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,7 @@ class DQN(Agent):
         self.opt.build(self.q.trainable_variables)
         self.huber = keras.losses.Huber(delta=1.0)  # SB3's smooth L1 loss
         compact = cfg.optimize_memory_usage
-        self.notes.append(check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype, compact))
+        self.notes.append(check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype, compact, can_compact=True))
         self.buffer: ReplayBuffer | CompactReplayBuffer = (
             CompactReplayBuffer(cfg.buffer_size, cfg.n_envs, obs_shape, obs_dtype)
             if compact
@@ -119,8 +120,11 @@ class DQN(Agent):
         return arrays, meta
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        if "replay/size" in meta:
-            self.buffer.load_state(arrays, meta)
+        if "replay/size" in meta or "replay/filled" in meta:  # plain or compact
+            try:
+                self.buffer.load_state(arrays, meta)
+            except (ValueError, KeyError) as exc:
+                raise DojoError(f"Cannot restore the replay buffer: {exc}") from None
         self.n_calls = int(meta.get("n_calls", 0))
         self.pending_target_updates = int(meta.get("pending_target_updates", 0))
         self.exploration_rate = float(meta.get("exploration_rate", self.cfg.exploration_final_eps))

@@ -199,6 +199,11 @@ class NativeDQN(NativeTrainer, DQN):
     """DQN whose collection (``train_freq`` vector steps into a replay buffer held in TensorFlow
     variables) and gradient steps are one XLA program per ``learn``."""
 
+    def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
+        if cfg.optimize_memory_usage:
+            raise DojoError("--native DQN keeps its replay buffer in TensorFlow: leave optimize_memory_usage false")
+        super().__init__(cfg, *args, **kwargs)
+
     def begin(self, env: NativeVecEnv) -> None:
         if not isinstance(env, NativeVecEnv):
             raise TypeError("NativeDQN trains on a NativeVecEnv")

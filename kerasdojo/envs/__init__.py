@@ -144,6 +144,11 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
     gym = _gym()
     spec = resolve(env_id)
     kwargs = dict(env_kwargs or {})
+    if kwargs and _is_atari(spec):  # validated here; the preprocessing's own keys are not AtariEnv's
+        from kerasdojo.envs import atari
+
+        atari._settings(spec, kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if k not in atari.PREPROCESSING_KWARGS}
     if render_mode is not None:
         kwargs["render_mode"] = _render_mode(render_mode)
     try:

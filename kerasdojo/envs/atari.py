@@ -197,7 +197,9 @@ def make_single(
     )
     if needs_fire(env):
         env = _fire_reset_wrapper()(env)
-    return FrameStackObservation(env, s["stack_num"], padding_type="zero")
+    env = FrameStackObservation(env, s["stack_num"], padding_type="zero")
+    env.metadata = {**env.metadata, "render_fps": 60 // s["frameskip"]}  # one frame per agent step
+    return env
 
 
 def action_meanings(spec: Any) -> list[str]:

@@ -161,3 +161,13 @@ def test_envs_atari_lists_the_games_and_describes_one() -> None:
     assert "0 NOOP, 1 UP, 2 RIGHT" in described.output
     assert "repeat_action_probability=0.25" in described.output
     assert "Box(4, 84, 84) uint8" in described.output
+
+
+def test_preprocessing_env_kwargs_pass_the_checks_before_training() -> None:
+    obs_space, act_space = envs.spaces_of("ALE/Pong-v5", {"noop_max": 10, "stack_num": 2, "frameskip": 4})
+    assert act_space.n == 6
+    vec = envs.make_vec("ALE/Pong-v5", 1, seed=0, env_kwargs={"stack_num": 2, "screen_size": 64})
+    try:
+        assert vec.obs.shape == (1, 2, 64, 64)
+    finally:
+        vec.close()
