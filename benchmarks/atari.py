@@ -112,7 +112,8 @@ def speed(args: argparse.Namespace) -> None:
     results: dict[tuple[str, str], dict] = {}
     for algo in args.algos:
         for lib in libs:
-            line = run_worker(Path(__file__), [lib, algo, str(args.steps), str(args.dqn_learning_starts)], timeout=7200)
+            steps = args.dqn_steps if algo == "dqn" and args.dqn_steps else args.steps
+            line = run_worker(Path(__file__), [lib, algo, str(steps), str(args.dqn_learning_starts)], timeout=7200)
             results[(lib, algo)] = json.loads(line)
             r = results[(lib, algo)]
             print(
@@ -138,7 +139,8 @@ def speed(args: argparse.Namespace) -> None:
             "## Atari speed: Breakout, RL Zoo's Atari presets, fixed steps (`benchmarks/atari.py`)",
             "",
             f"{today()}; {machine()}; {libs_line}.",
-            f"{args.steps:,} steps per run, no evaluation; DQN with learning_starts={args.dqn_learning_starts:,} "
+            f"{args.steps:,} steps per PPO run, {args.dqn_steps or args.steps:,} per DQN run, no evaluation; "
+            f"DQN with learning_starts={args.dqn_learning_starts:,} "
             "on both sides (the preset's 100,000 would time acting alone). kerasdojo: ALE/Breakout-v5 through "
             f"ale-py's vector env; SB3: {SB3_ENV} with make_atari_env + VecFrameStack(4), CPU.",
             "",
@@ -215,6 +217,7 @@ def main() -> None:
     parser.add_argument("mode", nargs="?", default="speed", choices=("speed", "learn"))
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=("ppo", "dqn"))
+    parser.add_argument("--dqn-steps", type=int, default=None, help="DQN's steps (default: --steps)")
     parser.add_argument("--dqn-learning-starts", type=int, default=10_000)
     parser.add_argument("--learn-steps", type=int, default=1_000_000)
     parser.add_argument("--eval-every", type=int, default=100_000)
