@@ -147,7 +147,7 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
     if kwargs and _is_atari(spec):  # validated here; the preprocessing's own keys are not AtariEnv's
         from kerasdojo.envs import atari
 
-        atari._settings(spec, kwargs)
+        atari.settings(spec, kwargs)
         kwargs = {k: v for k, v in kwargs.items() if k not in atari.PREPROCESSING_KWARGS}
     if render_mode is not None:
         kwargs["render_mode"] = _render_mode(render_mode)
@@ -181,13 +181,22 @@ def make_vec(
     evaluation ones (whole games, raw scores)."""
     from kerasdojo.envs.wrappers import VecEnv
 
-    gym = _gym()
     spec = resolve(env_id)
     if atari_wrapper and _is_atari(spec):
         vec = _make_atari_vec(spec, n_envs, env_kwargs, render_mode, training)
-        env = VecEnv(vec, normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma)
-        env.reset(seed=seed)
-        return env
+    else:
+        vec = _make_gym_vec(spec, n_envs, env_kwargs, async_, render_mode)
+    env = VecEnv(vec, normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma)
+    env.reset(seed=seed)
+    return env
+
+
+def _make_gym_vec(
+    spec: Any, n_envs: int, env_kwargs: dict[str, Any] | None, async_: bool, render_mode: str | None
+) -> Any:
+    """Gymnasium's vector env: the env's own vectorised implementation when it has one, else
+    ``SyncVectorEnv`` (``AsyncVectorEnv`` with ``async_``; sync when rendering)."""
+    gym = _gym()
     kwargs = dict(env_kwargs or {})
     # ALE ids without the preprocessing: raw frames from single envs (ale-py's vector env preprocesses).
     native_vec = spec.vector_entry_point and not _is_atari(spec)
@@ -208,9 +217,7 @@ def make_vec(
             raise _creation_error(spec, exc) from None
         except Exception as exc:
             raise _creation_error(spec, exc) from None
-    env = VecEnv(vec, normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma)
-    env.reset(seed=seed)
-    return env
+    return vec
 
 
 def _is_atari(spec: Any) -> bool:

@@ -47,7 +47,7 @@ def is_atari(spec: Any) -> bool:
     return entry.startswith("ale_py")
 
 
-def _settings(spec: Any, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+def settings(spec: Any, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """The game and the settings of one ALE id with ``--env-kwargs`` applied (unknown keys refused)."""
     kwargs = dict(env_kwargs or {})
     unknown = sorted(set(kwargs) - set(PREPROCESSING_KWARGS) - set(SPEC_KWARGS))
@@ -84,7 +84,7 @@ class AtariVec:
         from ale_py.vector_env import AtariVectorEnv
         from gymnasium.vector import AutoresetMode
 
-        s = _settings(spec, env_kwargs)
+        s = settings(spec, env_kwargs)
         self.training = training
         self.env = AtariVectorEnv(
             s["game"],
@@ -170,7 +170,7 @@ def make_single(
     import gymnasium as gym
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-    s = _settings(spec, env_kwargs)
+    s = settings(spec, env_kwargs)
     try:
         import cv2  # noqa: F401  (AtariPreprocessing resizes with OpenCV)
     except ImportError:
