@@ -112,6 +112,7 @@ class RunEvaluation:
     source: str
     result: EvalResult
     video: Path | None = None
+    deterministic: bool = True
 
 
 def resolve_config(
@@ -175,6 +176,7 @@ class Session:
             atari_wrapper=cfg.atari_wrapper,
             training=False,
         )
+        self.eval_deterministic = spec.native or not envs_mod.samples_in_evaluation(spec.env_id, cfg.atari_wrapper)
         self.title = f"{spec.agent} on {spec.env_id} (seed {seed}{', native' if spec.native else ''})"
         self.policy_path: Path | None = None
         self.video_path: Path | None = None
@@ -227,25 +229,23 @@ class Session:
     def evaluate(self, stop: Callable[[], bool] | None = None) -> EvalResult:
         self.eval_env.normalizer.load_state(self.env.normalizer.state())
         self.eval_env.normalizer.training = False
-        return EvalResult.of(*evaluate(self.agent, self.eval_env, self.spec.eval_episodes, self.eval_seed, stop=stop))
+        episodes, det = self.spec.eval_episodes, self.eval_deterministic
+        return EvalResult.of(*evaluate(self.agent, self.eval_env, episodes, self.eval_seed, det, stop=stop))
 
     def record(self, path: Path, seed: int | None = None) -> Path:
         norm = self.env.normalizer.state() if self.cfg.normalize_obs else None
         seed = self.eval_seed if seed is None else seed
         spec = self.spec
-        return record_episode(self.agent, spec.env_id, spec.env_kwargs, norm, seed, path, atari=self.cfg.atari_wrapper)[
-            0
-        ]
+        det, atari = self.eval_deterministic, self.cfg.atari_wrapper
+        return record_episode(self.agent, spec.env_id, spec.env_kwargs, norm, seed, path, det, atari)[0]
 
     def write_results(self, result: EvalResult) -> None:
         """eval.json and the run's HParams entry (hyperparameters and final metrics)."""
         self.final_eval = result
         s = self.state
+        how = {"step": s.step, "deterministic": self.eval_deterministic, "seed": self.eval_seed}
         best = {"best_mean_reward": s.best_eval, "best_step": s.best_step}
-        self.run.write_json(
-            "eval.json",
-            {**dataclasses.asdict(result), "step": s.step, "deterministic": True, "seed": self.eval_seed, **best},
-        )
+        self.run.write_json("eval.json", {**dataclasses.asdict(result), **how, **best})
         hparams = {"env_id": self.spec.env_id, "agent": self.spec.agent, "seed": self.spec.seed}
         hparams.update(config_mod.to_dict(self.cfg))
         metrics = {"eval/mean_reward": result.mean_reward, "eval/best_mean_reward": s.best_eval or result.mean_reward}
@@ -389,14 +389,18 @@ def evaluate_run(
     seed: int = 1000,
     video: Path | None = None,
     render: bool = False,
-    deterministic: bool = True,
+    deterministic: bool | None = None,
     best: bool = False,
     warn: Warn | None = None,
 ) -> RunEvaluation:
     """Load the agent from a run directory alone and evaluate it: the final agent, or the
     newest checkpoint when that is newer (a resumed run that was interrupted) or there is no
-    final agent yet; with ``best``, the agent of the best evaluation during training."""
+    final agent yet; with ``best``, the agent of the best evaluation during training.
+    ``deterministic`` None: greedy actions, except on Atari games (sampled, as in training's
+    evaluations)."""
     run, spec, cfg = open_run(run_dir)
+    if deterministic is None:
+        deterministic = spec.native or not envs_mod.samples_in_evaluation(spec.env_id, cfg.atari_wrapper)
     if episodes < 1:
         raise DojoError(f"--episodes must be >= 1. Received: {episodes}")
     if video is not None:
@@ -444,4 +448,4 @@ def evaluate_run(
         recorded = record_episode(
             agent, spec.env_id, spec.env_kwargs, state, seed, Path(video), deterministic, atari=cfg.atari_wrapper
         )[0]
-    return RunEvaluation(spec.env_id, spec.agent, source, result, recorded)
+    return RunEvaluation(spec.env_id, spec.agent, source, result, recorded, deterministic)

@@ -236,7 +236,8 @@ def _run_training(session: Any, quiet: bool) -> None:
     final = summary.eval
     out.print(
         f"Done: {summary.steps:,} steps in {summary.seconds:.1f} s ({summary.fps:,.0f} steps/s). "
-        f"Final evaluation over {final.episodes} episodes: {final.mean_reward:.2f} ± {final.std_reward:.2f}"
+        f"Final evaluation over {final.episodes} episodes{'' if session.eval_deterministic else ' (sampled actions)'}: "
+        f"{final.mean_reward:.2f} ± {final.std_reward:.2f}"
     )
     if summary.best_eval is not None and summary.best_eval > final.mean_reward:
         out.print(
@@ -257,21 +258,28 @@ def evaluate(
     video: Annotated[Path | None, typer.Option("--video", help="Record the first episode to a .gif or .mp4.")] = None,
     render: Annotated[bool, typer.Option("--render", help="Show the episodes in a window (needs a display).")] = False,
     stochastic: Annotated[
-        bool, typer.Option("--stochastic", help="Sample actions instead of the greedy policy.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--stochastic/--deterministic",
+            help="Sample actions, or take the greedy ones. Default: greedy, sampled on Atari games (as RL Zoo).",
+            show_default=False,
+        ),
+    ] = None,
     best: Annotated[bool, typer.Option("--best", help="Use the agent of the best evaluation during training.")] = False,
 ) -> None:
     """Evaluate a trained agent from its run directory alone; prints mean ± std return."""
     from kerasdojo.agents import session
 
+    greedy = None if stochastic is None else not stochastic
     done = session.evaluate_run(
-        run_dir, episodes, seed, video=video, render=render, deterministic=not stochastic, best=best, warn=warn
+        run_dir, episodes, seed, video=video, render=render, deterministic=greedy, best=best, warn=warn
     )
     r = done.result
     out = console()
     out.print(
-        f"{done.env_id} / {done.agent} ({done.source}): mean return {r.mean_reward:.2f} ± {r.std_reward:.2f} "
-        f"over {r.episodes} episodes (mean length {r.mean_ep_length:.1f})"
+        f"{done.env_id} / {done.agent} ({done.source}{'' if done.deterministic else ', sampled actions'}): "
+        f"mean return {r.mean_reward:.2f} ± {r.std_reward:.2f} over {r.episodes} episodes "
+        f"(mean length {r.mean_ep_length:.1f})"
     )
     if done.video:
         out.print(f"Video: {done.video}")

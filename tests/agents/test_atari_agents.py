@@ -63,6 +63,8 @@ def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str
     assert steps[-1] >= 2048 and steps == sorted(steps) and steps[0] <= 1024
     eval_json = json.loads((run / "eval.json").read_text())
     assert eval_json["mean_reward"] <= -10  # a whole game of Pong, raw score (an untrained agent loses)
+    assert eval_json["deterministic"] is False  # Atari games are evaluated with sampled actions (RL Zoo)
+    assert "Final evaluation over 1 episodes (sampled actions)" in resumed.output
     policy = keras.models.load_model(run / "policy.keras")
     assert policy.inputs[0].dtype == "uint8" and tuple(policy.input_shape) == (None, 4, 84, 84)
     frames = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
@@ -93,10 +95,13 @@ def test_eval_video_shows_the_game_in_colour(runs_dir, tmp_path) -> None:
     video = tmp_path / "pong.gif"
     out = runner.invoke(app, ["eval", str(only_run(runs_dir)), "--episodes", "1", "--video", str(video)])
     assert out.exit_code == 0, out.output
+    assert "(final agent, sampled actions): mean return" in out.output
     frames = iio.imread(video, index=None)
     assert frames.shape[1:3] == (210, 160) and len(frames) > 100  # the real screen, a whole game
     frame = frames[len(frames) // 2].astype(int)
     assert np.abs(frame[..., 0] - frame[..., 1]).mean() > 5  # colour, not gray
+    greedy = runner.invoke(app, ["eval", str(only_run(runs_dir)), "--episodes", "1", "--deterministic"])
+    assert greedy.exit_code == 0 and "(final agent): mean return" in greedy.output, greedy.output
 
 
 @ale

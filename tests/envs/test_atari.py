@@ -171,3 +171,11 @@ def test_preprocessing_env_kwargs_pass_the_checks_before_training() -> None:
         assert vec.obs.shape == (1, 2, 64, 64)
     finally:
         vec.close()
+
+
+def test_evaluation_samples_actions_on_atari_games_only() -> None:
+    """RL Zoo's convention: a greedy agent can stall in an Atari game (never pressing FIRE after a
+    lost life in Breakout), so evaluation samples there, and is greedy everywhere else."""
+    assert envs.samples_in_evaluation("ALE/Breakout-v5")
+    assert not envs.samples_in_evaluation("ALE/Breakout-v5", atari_wrapper=False)
+    assert not envs.samples_in_evaluation("CartPole-v1")
