@@ -12,10 +12,13 @@ SB3 needs ``pip install torch==2.13.0 stable-baselines3 opencv-python-headless``
 
 ``learn``: PPO on ALE/Breakout-v5 for ``--learn-steps`` (1,000,000), evaluated every
 ``--eval-every`` steps over 10 whole games (raw scores, sticky actions), then a final
-evaluation of 30 games; writes the curve to ``benchmarks/atari_breakout_ppo.png``.
+evaluation of 30 games with sampled actions and 10 with greedy ones; writes the curve to
+``benchmarks/atari_breakout_ppo.png``. ``--from-run DIR`` reports a run made with
+``kerasdojo train ALE/Breakout-v5 --agent ppo --eval-every 100000`` (and resumed) instead.
 
     python benchmarks/atari.py                   # speed, 100k steps each
-    python benchmarks/atari.py learn             # the 1M-step learning run (about an hour on 2 cores)
+    python benchmarks/atari.py learn             # the 1M-step learning run (about 45 min on 2 cores)
+    python benchmarks/atari.py learn --from-run runs/ALE-Breakout-v5__ppo__s0__...
 """
 
 from __future__ import annotations
@@ -152,8 +155,26 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def learn(args: argparse.Namespace) -> None:
+    """Train PPO on Breakout (or, with ``--from-run``, take a finished run) and report it."""
     import tempfile
 
+    from kerasdojo.agents import session as sessions
+
+    if args.from_run:
+        report(Path(args.from_run), args.seed)
+        return
+    out_dir = Path(args.runs) if args.runs else Path(tempfile.mkdtemp())
+    spec = sessions.TrainSpec(
+        ENV, "ppo", seed=args.seed, total_steps=args.learn_steps, eval_every=args.eval_every, eval_episodes=10
+    )
+    session = sessions.start(spec, out_dir)
+    print("run directory:", session.run.path, flush=True)
+    session.train()
+    report(session.run.path, args.seed)
+
+
+def report(run: Path, seed: int) -> None:
+    """The curve (PNG), a final evaluation of 30 games and the RESULTS section of a PPO Breakout run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,15 +183,12 @@ def learn(args: argparse.Namespace) -> None:
     from kerasdojo.agents import session as sessions
     from kerasdojo.runs import read_progress
 
-    out_dir = Path(args.runs) if args.runs else Path(tempfile.mkdtemp())
-    spec = sessions.TrainSpec(
-        ENV, "ppo", seed=args.seed, total_steps=args.learn_steps, eval_every=args.eval_every, eval_episodes=10
-    )
-    session = sessions.start(spec, out_dir)
-    print("run directory:", session.run.path, flush=True)
-    summary = session.train()
-    rows = read_progress(session.run.path / "progress.csv")
-    final = sessions.evaluate_run(session.run.path, episodes=30, seed=1000).result
+    rows = read_progress(run / "progress.csv")
+    steps, seconds = int(rows[-1]["time/total_timesteps"]), float(rows[-1]["time/train_seconds"])
+    in_run = json.loads((run / "eval.json").read_text())
+    how = "greedy actions" if in_run.get("deterministic", True) else "sampled actions"
+    final = sessions.evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
+    greedy = sessions.evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
     evals = [(int(r["time/total_timesteps"]), float(r["eval/mean_reward"])) for r in rows if r.get("eval/mean_reward")]
     train = [
         (int(r["time/total_timesteps"]), float(r["rollout/ep_rew_mean"]))
@@ -181,11 +199,12 @@ def learn(args: argparse.Namespace) -> None:
     if train:
         ax.plot(*zip(*train, strict=True), lw=1, alpha=0.6, label="rollout/ep_rew_mean (last 100 games)")
     if evals:
-        ax.plot(*zip(*evals, strict=True), "o-", lw=2, label="eval/mean_reward (10 games)")
+        ax.plot(*zip(*evals, strict=True), "o-", lw=2, label=f"eval/mean_reward (10 games, {how})")
+    ax.plot([steps], [final.mean_reward], "s", ms=9, c="C3", label="final: 30 games, sampled actions")
     ax.axhline(20, ls="--", c="gray", lw=1, label="target 20")
     ax.set_xlabel("env steps")
     ax.set_ylabel("game score")
-    ax.set_title(f"kerasdojo PPO on {ENV} (seed {args.seed})")
+    ax.set_title(f"kerasdojo PPO on {ENV} (seed {seed})")
     ax.legend()
     fig.tight_layout()
     png = HERE / "atari_breakout_ppo.png"
@@ -196,10 +215,13 @@ def learn(args: argparse.Namespace) -> None:
             "## Atari learning: PPO on ALE/Breakout-v5 (`benchmarks/atari.py learn`)",
             "",
             f"{today()}; {machine()}; CPU only.",
-            f"{summary.steps:,} steps in {summary.train_seconds_total / 60:.1f} min of training "
-            f"({summary.steps / summary.train_seconds_total:,.0f} steps/s), seed {args.seed}, the PPO Atari preset.",
-            f"Evaluations (10 whole games, raw score, sticky actions 0.25): {curve}.",
-            f"Final evaluation, 30 games: **{final.mean_reward:.1f} ± {final.std_reward:.1f}** (target >= 20).",
+            f"{steps:,} steps in {seconds / 60:.1f} min of training ({steps / seconds:,.0f} steps/s), seed {seed}, "
+            "the PPO Atari preset.",
+            f"Evaluations during training (10 whole games, raw score, sticky actions 0.25, {how}): {curve}.",
+            f"Final agent, 30 games with sampled actions (RL Zoo's Atari convention): "
+            f"**{final.mean_reward:.1f} ± {final.std_reward:.1f}** (target >= 20); "
+            f"10 games with greedy actions: {greedy.mean_reward:.1f} ± {greedy.std_reward:.1f} "
+            f"(mean length {greedy.mean_ep_length:,.0f} steps against {final.mean_ep_length:,.0f}).",
             f"Curve: `benchmarks/{png.name}`.",
         ]
     )
@@ -223,6 +245,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default=None, help="keep the learning run here (default: a temp dir)")
+    parser.add_argument("--from-run", default=None, help="learn: report this finished run instead of training one")
     args = parser.parse_args()
     speed(args) if args.mode == "speed" else learn(args)
 
