@@ -155,13 +155,13 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def learn(args: argparse.Namespace) -> None:
-    """Train PPO on Breakout (or, with ``--from-run``, take a finished run) and report it."""
+    """Train PPO on Breakout (or, with ``--from-run``, take finished runs) and report it."""
     import tempfile
 
     from kerasdojo.agents import session as sessions
 
     if args.from_run:
-        report(Path(args.from_run), args.seed)
+        report([Path(p) for p in args.from_run])
         return
     out_dir = Path(args.runs) if args.runs else Path(tempfile.mkdtemp())
     spec = sessions.TrainSpec(
@@ -170,59 +170,73 @@ def learn(args: argparse.Namespace) -> None:
     session = sessions.start(spec, out_dir)
     print("run directory:", session.run.path, flush=True)
     session.train()
-    report(session.run.path, args.seed)
+    report([session.run.path])
 
 
-def report(run: Path, seed: int) -> None:
-    """The curve (PNG), a final evaluation of 30 games and the RESULTS section of a PPO Breakout run."""
+def report(runs: list[Path]) -> None:
+    """The curves (PNG), a final evaluation of 30 games per run and the RESULTS section of PPO Breakout runs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from kerasdojo.agents import session as sessions
+    from kerasdojo.networks import cnn_precision
     from kerasdojo.runs import read_progress
 
-    rows = read_progress(run / "progress.csv")
-    steps, seconds = int(rows[-1]["time/total_timesteps"]), float(rows[-1]["time/train_seconds"])
-    in_run = json.loads((run / "eval.json").read_text())
-    how = "greedy actions" if in_run.get("deterministic", True) else "sampled actions"
-    final = sessions.evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
-    greedy = sessions.evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
-    evals = [(int(r["time/total_timesteps"]), float(r["eval/mean_reward"])) for r in rows if r.get("eval/mean_reward")]
-    train = [
-        (int(r["time/total_timesteps"]), float(r["rollout/ep_rew_mean"]))
-        for r in rows
-        if r.get("rollout/ep_rew_mean") not in (None, "", "nan")
-    ]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    if train:
-        ax.plot(*zip(*train, strict=True), lw=1, alpha=0.6, label="rollout/ep_rew_mean (last 100 games)")
-    if evals:
-        ax.plot(*zip(*evals, strict=True), "o-", lw=2, label=f"eval/mean_reward (10 games, {how})")
-    ax.plot([steps], [final.mean_reward], "s", ms=9, c="C3", label="final: 30 games, sampled actions")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    lines = []
+    for i, run in enumerate(runs):
+        rows = read_progress(run / "progress.csv")
+        _, spec, cfg = sessions.open_run(run)
+        steps, seconds = int(rows[-1]["time/total_timesteps"]), float(rows[-1]["time/train_seconds"])
+        math = cnn_precision(cfg.precision)[0]  # auto: what this machine picks (the one that trained it)
+        in_run = json.loads((run / "eval.json").read_text())
+        how = "greedy" if in_run.get("deterministic", True) else "sampled"
+        final = sessions.evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
+        greedy = sessions.evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
+        evals = [
+            (int(r["time/total_timesteps"]), float(r["eval/mean_reward"])) for r in rows if r.get("eval/mean_reward")
+        ]
+        train = [
+            (int(r["time/total_timesteps"]), float(r["rollout/ep_rew_mean"]))
+            for r in rows
+            if r.get("rollout/ep_rew_mean") not in (None, "", "nan")
+        ]
+        c = f"C{2 * i}"
+        name = f"{math}, seed {spec.seed}"
+        if train:
+            ax.plot(*zip(*train, strict=True), lw=1, alpha=0.5, c=c, label=f"{name}: rollout/ep_rew_mean (100 games)")
+        if evals:
+            ax.plot(*zip(*evals, strict=True), "o-", lw=2, c=c, label=f"{name}: eval (10 games, {how} actions)")
+        ax.plot([steps], [final.mean_reward], "s", ms=9, c=c, mec="k", label=f"{name}: final, 30 games sampled")
+        curve = ", ".join(f"{s // 1000}k: {v:.1f}" for s, v in evals)
+        lines += [
+            f"- **{name}** (`{run.name}`): {steps:,} steps in {seconds / 60:.1f} min of training "
+            f"({steps / seconds:,.0f} steps/s). Evaluations during training (10 whole games, raw score, sticky "
+            f"actions 0.25, {how} actions): {curve}. `rollout/ep_rew_mean` at the end: "
+            f"{float(train[-1][1]) if train else float('nan'):.2f}. Final agent, 30 games with sampled actions "
+            f"(RL Zoo's Atari convention): **{final.mean_reward:.1f} ± {final.std_reward:.1f}**; 10 games with "
+            f"greedy actions: {greedy.mean_reward:.1f} ± {greedy.std_reward:.1f} (mean length "
+            f"{greedy.mean_ep_length:,.0f} steps against {final.mean_ep_length:,.0f}).",
+        ]
     ax.axhline(20, ls="--", c="gray", lw=1, label="target 20")
     ax.set_xlabel("env steps")
     ax.set_ylabel("game score")
-    ax.set_title(f"kerasdojo PPO on {ENV} (seed {seed})")
-    ax.legend()
+    ax.set_title(f"kerasdojo PPO on {ENV}, Atari preset")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     png = HERE / "atari_breakout_ppo.png"
     fig.savefig(png, dpi=100)
-    curve = ", ".join(f"{s // 1000}k: {v:.1f}" for s, v in evals)
     body = "\n".join(
         [
             "## Atari learning: PPO on ALE/Breakout-v5 (`benchmarks/atari.py learn`)",
             "",
-            f"{today()}; {machine()}; CPU only.",
-            f"{steps:,} steps in {seconds / 60:.1f} min of training ({steps / seconds:,.0f} steps/s), seed {seed}, "
-            "the PPO Atari preset.",
-            f"Evaluations during training (10 whole games, raw score, sticky actions 0.25, {how}): {curve}.",
-            f"Final agent, 30 games with sampled actions (RL Zoo's Atari convention): "
-            f"**{final.mean_reward:.1f} ± {final.std_reward:.1f}** (target >= 20); "
-            f"10 games with greedy actions: {greedy.mean_reward:.1f} ± {greedy.std_reward:.1f} "
-            f"(mean length {greedy.mean_ep_length:,.0f} steps against {final.mean_ep_length:,.0f}).",
-            f"Curve: `benchmarks/{png.name}`.",
+            f"{today()}; {machine()}; CPU only; the PPO Atari preset (target: a mean score >= 20 at 1M steps).",
+            "",
+            *lines,
+            "",
+            f"Curves: `benchmarks/{png.name}`.",
         ]
     )
     update_section("atari-learning", body)
@@ -245,7 +259,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default=None, help="keep the learning run here (default: a temp dir)")
-    parser.add_argument("--from-run", default=None, help="learn: report this finished run instead of training one")
+    parser.add_argument("--from-run", nargs="+", default=None, help="learn: report these finished runs instead")
     args = parser.parse_args()
     speed(args) if args.mode == "speed" else learn(args)
 

@@ -148,3 +148,31 @@ def _nvidia_smi() -> list[tuple[str, int]]:
         if mem.strip().isdigit():
             out.append((name.strip(), int(mem)))
     return out
+
+
+def native_bfloat16() -> tuple[bool, str]:
+    """Whether the device the networks run on does bfloat16 math natively, and why: every GPU
+    TensorFlow sees has compute capability 8.0 or more (Ampere on), or, with no GPU, the CPU
+    has AVX512_BF16 or AMX-BF16 (where oneDNN's bfloat16 convolutions are ~1.5x float32's).
+    Elsewhere bfloat16 is emulated and slower than float32."""
+    gpus = [d for d in devices() if d["type"] == "GPU"]
+    if gpus:
+        ok = all(float(d.get("compute_capability", "0")) >= 8.0 for d in gpus)
+        return ok, "the GPU does bfloat16 natively" if ok else "the GPU has no native bfloat16"
+    flags = _cpu_flags()
+    found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    if found:
+        return True, f"the CPU has {found[0].upper()}"
+    return False, "the CPU has no native bfloat16"
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()

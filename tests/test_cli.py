@@ -56,6 +56,10 @@ def test_info_lists_versions_and_devices() -> None:
     assert tf.__version__ in result.output
     for word in ("Keras", "Gymnasium", "NumPy", "CPU"):
         assert word in result.output
+    from kerasdojo.backend import native_bfloat16
+
+    native, why = native_bfloat16()
+    assert f"bfloat16: {why}, so CNN updates run in {'mixed_bfloat16' if native else 'float32'}" in result.output
 
 
 def test_agents_lists_action_spaces() -> None:

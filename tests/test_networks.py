@@ -61,6 +61,53 @@ def test_torso_picks_cnn_for_images() -> None:
     assert [layer.units for layer in flat] == [64, 64]
 
 
+def test_float32_twin_has_the_weights_and_float32_math(keras) -> None:
+    torso = networks.torso_layers((4, 84, 84), np.uint8, (64,), "relu", cnn_dtype="mixed_bfloat16")
+    model = networks.build((4, 84, 84), torso + networks.q_head(3), "q", "uint8")
+    twin = networks.float32_twin(model)
+    assert model.get_layer("conv_0").compute_dtype == "bfloat16"
+    assert {layer.compute_dtype for layer in twin.layers} == {"float32"} and twin.inputs[0].dtype == "uint8"
+    for a, b in zip(model.get_weights(), twin.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    frames = np.random.default_rng(0).integers(0, 256, (4, 4, 84, 84), dtype=np.uint8)
+    exact, rounded = twin(frames).numpy(), model(frames).numpy()
+    assert rounded.dtype == np.float32 and not np.array_equal(exact, rounded)  # bfloat16 math rounds
+    np.testing.assert_allclose(rounded, exact, atol=0.02 * np.abs(exact).max())
+
+
+def test_precision_auto_follows_native_bfloat16(monkeypatch) -> None:
+    from kerasdojo import backend
+
+    monkeypatch.setattr(backend, "devices", lambda: [{"name": "cpu", "type": "CPU"}])
+    monkeypatch.setattr(backend, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert networks.cnn_precision("auto") == ("mixed_bfloat16", "the CPU has AVX512_BF16")
+    monkeypatch.setattr(backend, "_cpu_flags", lambda: {"avx2", "avx512f"})
+    assert networks.cnn_precision("auto")[0] == "float32"
+    assert networks.cnn_precision("mixed_bfloat16")[0] == "mixed_bfloat16"  # as set, native or not
+    gpus = [{"name": "gpu", "type": "GPU", "compute_capability": "7.5"}]
+    monkeypatch.setattr(backend, "devices", lambda: gpus)  # a T4: no native bfloat16
+    monkeypatch.setattr(backend, "_cpu_flags", lambda: {"avx512_bf16"})
+    assert networks.cnn_precision("auto")[0] == "float32"
+    gpus[0]["compute_capability"] = "9.0"
+    assert networks.cnn_precision("auto") == ("mixed_bfloat16", "the GPU does bfloat16 natively")
+
+
+def test_auto_precision_is_bfloat16_for_the_nature_cnn_only(monkeypatch) -> None:
+    from kerasdojo import backend
+    from kerasdojo.agents.base import cnn_precision
+
+    monkeypatch.setattr(backend, "native_bfloat16", lambda: (True, "the CPU has AVX512_BF16"))
+    notes: list[str] = []
+    assert cnn_precision("auto", (4, 84, 84), np.uint8, notes) == "mixed_bfloat16"
+    assert notes and "the CPU has AVX512_BF16" in notes[0]
+    assert cnn_precision("auto", (1, 15, 15), np.uint8, []) == "float32"  # the small CNN: casts cost more
+    assert cnn_precision("mixed_bfloat16", (1, 15, 15), np.uint8, []) == "mixed_bfloat16"  # as set
+    assert cnn_precision("mixed_bfloat16", (4,), np.float32, []) == "float32"  # no CNN, no bfloat16
+    assert cnn_precision("float32", (4, 84, 84), np.uint8, []) == "float32"
+    monkeypatch.setattr(backend, "native_bfloat16", lambda: (False, "the CPU has no native bfloat16"))
+    assert cnn_precision("auto", (4, 84, 84), np.uint8, []) == "float32"
+
+
 def test_heads(keras) -> None:
     obs = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     q = networks.build((4,), networks.mlp_layers((8,)) + networks.q_head(3), "q")

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
-from kerasdojo.agents.base import Agent, AgentConfig, Forward
+from kerasdojo.agents.base import Agent, AgentConfig, Forward, cnn_precision
 from kerasdojo.agents.buffers import RolloutBuffer, compute_gae
 from kerasdojo.config import option
 
@@ -61,9 +61,12 @@ class ActorCritic(Agent):
         self.cfg: ActorCriticConfig = cfg
         self.discrete = isinstance(action_space, spaces.Discrete)
         init = "orthogonal" if cfg.ortho_init else "glorot_uniform"
+        self.precision = cnn_precision(cfg.precision, obs_shape, obs_dtype, self.notes)
 
         def torso() -> list[Any]:
-            return networks.torso_layers(obs_shape, obs_dtype, cfg.net_arch, cfg.activation, init, math.sqrt(2))
+            return networks.torso_layers(
+                obs_shape, obs_dtype, cfg.net_arch, cfg.activation, init, math.sqrt(2), self.precision
+            )
 
         if self.discrete:
             self.n_actions = int(action_space.n)
@@ -95,7 +98,11 @@ class ActorCritic(Agent):
         ]
         if self.log_std is not None:
             self.train_vars.append(self.log_std)
-        self.forward = Forward(forward_models, fast=cfg.fast_act, jit=self.joint is not None)
+        # Acting runs the trained CNN itself, so PPO's old log-probabilities come from the same
+        # math as its new ones: with XLA in float32, or without XLA in bfloat16 (XLA's CPU
+        # bfloat16 convolutions are slow; oneDNN's on 8 stacks take as long as XLA's float32).
+        jit = self.joint is not None and self.precision == "float32"
+        self.forward = Forward(forward_models, fast=cfg.fast_act, jit=jit)
         self.buffer: RolloutBuffer | None = None
 
     # ------------------------------------------------------------------ persistence
@@ -106,7 +113,7 @@ class ActorCritic(Agent):
         return {"log_std": self.log_std} if self.log_std is not None else {}
 
     def policy_model(self) -> Any:
-        return self.pi
+        return self.pi if self.precision == "float32" else networks.float32_twin(self.pi)
 
     def refresh(self) -> None:
         self.forward.refresh()

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
-from kerasdojo.agents.base import Agent, AgentConfig, Forward, compiled, linear, use_xla
+from kerasdojo.agents.base import Agent, AgentConfig, Forward, cnn_precision, compiled, linear, use_xla
 from kerasdojo.agents.buffers import CompactReplayBuffer, ReplayBuffer, check_replay_memory, collect
 from kerasdojo.config import option
 from kerasdojo.errors import DojoError
@@ -69,10 +69,14 @@ class DQN(Agent):
         self.cfg: DQNConfig = cfg
         self.n_actions = int(action_space.n)
 
+        self.precision = cnn_precision(cfg.precision, obs_shape, obs_dtype, self.notes)
+
         def q_network(name: str) -> Any:
             head_fn = networks.dueling_q_head if cfg.dueling else networks.q_head
             head = head_fn(self.n_actions, init=cfg.init)
-            torso = networks.torso_layers(obs_shape, obs_dtype, cfg.net_arch, cfg.activation, cfg.init)
+            torso = networks.torso_layers(
+                obs_shape, obs_dtype, cfg.net_arch, cfg.activation, cfg.init, cnn_dtype=self.precision
+            )
             return networks.build(obs_shape, torso + head, name, networks.input_dtype(obs_shape, obs_dtype))
 
         self.q = q_network("q")
@@ -90,7 +94,11 @@ class DQN(Agent):
             if compact
             else ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
         )
-        self.forward = Forward([self.q], fast=cfg.fast_act, jit=networks.is_image_space(obs_shape, obs_dtype))
+        image = networks.is_image_space(obs_shape, obs_dtype)
+        if self.precision == "float32":
+            self.forward = Forward([self.q], fast=cfg.fast_act, jit=image)
+        else:  # act with a float32 twin under XLA: one stack of frames in 1.1 ms, vs 2.5 ms in bfloat16
+            self.forward = Forward([networks.float32_twin(self.q)], jit=True, source=[self.q])
         self._train = compiled(self._train_steps, use_xla(cfg.jit_compile, obs_shape, obs_dtype))
         self._sync = compiled(self._sync_target, False)
         self.n_calls = 0
@@ -105,7 +113,7 @@ class DQN(Agent):
         return {"adam": self.opt}
 
     def policy_model(self) -> Any:
-        return self.q
+        return self.q if self.precision == "float32" else networks.float32_twin(self.q)
 
     def refresh(self) -> None:
         self.forward.refresh()

@@ -331,7 +331,9 @@ def open_run(run_dir: str | Path) -> tuple[Run, TrainSpec, Any]:
     try:
         spec = TrainSpec.from_stored(config)
         cls = get(spec.agent).load().Config
-        cfg = config_mod.from_dict(cls, config["config"], source=f"{run.path / Run.CONFIG}")
+        saved = dict(config["config"])
+        saved.setdefault("precision", "float32")  # runs made before the setting computed in float32
+        cfg = config_mod.from_dict(cls, saved, source=f"{run.path / Run.CONFIG}")
     except KeyError as exc:
         raise DojoError(f"{run.path / Run.CONFIG} lacks {exc}: not a complete kerasdojo run config") from None
     return run, spec, cfg

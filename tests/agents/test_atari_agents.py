@@ -52,6 +52,10 @@ def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str
     common = ["--eval-every", "0", "--eval-episodes", "1", "--save-every", "512", "--runs-dir", str(runs_dir)]
     first = runner.invoke(app, ["train", "ALE/Pong-v5", "--agent", agent, "--steps", "1024", *common, *SMALL[agent]])
     assert first.exit_code == 0, first.output
+    from kerasdojo.backend import native_bfloat16
+
+    # precision=auto: bfloat16 math for the Nature CNN where the machine does it natively, said at start
+    assert ("CNN updates in mixed_bfloat16" in first.output) == native_bfloat16()[0]
     if agent == "dqn":  # the replay buffer's memory is printed at start
         assert "replay buffer: 2,000 observations of (4, 84, 84) uint8, each stored once" in first.output
     run = only_run(runs_dir)
@@ -114,7 +118,8 @@ def test_a_replay_buffer_that_does_not_fit_is_refused_in_one_line(runs_dir) -> N
     assert "Traceback" not in out.output and not (runs_dir.exists() and any(runs_dir.iterdir()))
 
 
-def test_pixel_env_uses_a_shared_cnn_and_a_uint8_policy(runs_dir) -> None:
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_pixel_env_uses_a_shared_cnn_and_a_uint8_policy(runs_dir, precision: str) -> None:
     from kerasdojo.agents import session as trainer
 
     spec = trainer.TrainSpec(
@@ -124,7 +129,7 @@ def test_pixel_env_uses_a_shared_cnn_and_a_uint8_policy(runs_dir) -> None:
         eval_every=0,
         eval_episodes=2,
         save_every=0,
-        overrides={"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1},
+        overrides={"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "precision": precision},
     )
     session = trainer.start(spec, runs_dir)
     agent = session.agent
@@ -133,9 +138,52 @@ def test_pixel_env_uses_a_shared_cnn_and_a_uint8_policy(runs_dir) -> None:
     # one torso: the policy's and the value's conv kernels are the same variables
     assert agent.pi.get_layer("conv_0") is agent.vf.get_layer("conv_0")
     assert len(agent.train_vars) == len({id(v) for v in agent.train_vars})
+    conv = agent.joint.get_layer("conv_0")
+    assert conv.dtype_policy.name == precision and conv.kernel.dtype == "float32"  # float32 weights either way
+    assert agent.joint.get_layer("logits").compute_dtype == "float32"  # the heads stay float32
+    assert any("mixed_bfloat16" in note for note in agent.notes) == (precision == "mixed_bfloat16")
     session.train()
     import keras
 
     policy = keras.models.load_model(session.run.path / "policy.keras")
+    assert {layer.compute_dtype for layer in policy.layers[1:]} == {"float32"}  # saved in float32 math
+    assert trainer.open_run(session.run.path)[2].precision == precision  # resume and eval keep the math
+    config_file = session.run.path / "config.json"
+    stored = json.loads(config_file.read_text())
+    del stored["config"]["precision"]
+    config_file.write_text(json.dumps(stored))
+    assert trainer.open_run(session.run.path)[2].precision == "float32"  # a run from before the setting
     obs = session.eval_env.reset(seed=0)
-    np.testing.assert_array_equal(policy.predict(obs, verbose=0).argmax(axis=1), agent.act(obs))
+    logits = policy.predict(obs, verbose=0)
+    if precision == "float32":
+        np.testing.assert_array_equal(logits.argmax(axis=1), agent.act(obs))
+    else:  # the same weights; bfloat16 math is off by ~2^-8 of a value
+        np.testing.assert_allclose(logits, agent.forward(obs)[0], atol=0.02 * np.abs(logits).max() + 1e-4)
+
+
+def test_dqn_on_frames_acts_with_a_float32_twin_of_its_bfloat16_network(runs_dir) -> None:
+    from kerasdojo.agents import session as trainer
+
+    spec = trainer.TrainSpec(
+        "tests.envs.pixels:ReachSquare",
+        "dqn",
+        total_steps=300,
+        eval_every=0,
+        eval_episodes=1,
+        save_every=0,
+        overrides={"learning_starts": 100, "buffer_size": 500, "precision": "mixed_bfloat16", "train_freq": 4},
+    )
+    session = trainer.start(spec, runs_dir)
+    agent = session.agent
+    assert agent.q.get_layer("conv_0").dtype_policy.name == "mixed_bfloat16"
+    assert agent.q_target.get_layer("conv_0").dtype_policy.name == "mixed_bfloat16"
+    before = agent.q.get_layer("q_values").kernel.numpy().copy()
+    session.train()
+    after = agent.q.get_layer("q_values").kernel.numpy()
+    assert not np.allclose(before, after)  # it learned something
+    (twin,) = agent.forward.models  # acting follows the trained weights
+    assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
+    np.testing.assert_array_equal(twin.get_layer("q_values").kernel.numpy(), after)
+    obs = session.eval_env.reset(seed=0)
+    q = agent.q.predict(obs, verbose=0)
+    np.testing.assert_allclose(agent.forward(obs)[0], q, atol=0.02 * np.abs(q).max() + 1e-4)
