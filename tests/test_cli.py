@@ -59,7 +59,7 @@ def test_info_lists_versions_and_devices() -> None:
     from kerasdojo.backend import native_bfloat16
 
     native, why = native_bfloat16()
-    assert f"bfloat16: {why}, so CNN updates run in {'mixed_bfloat16' if native else 'float32'}" in result.output
+    assert f"bfloat16: {why}, so Nature-CNN updates run in {'mixed_bfloat16' if native else 'float32'}" in result.output
 
 
 def test_agents_lists_action_spaces() -> None:

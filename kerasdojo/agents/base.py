@@ -275,7 +275,7 @@ def cnn_precision(setting: str, obs_shape: Sequence[int], obs_dtype: Any, notes:
     if policy == "mixed_bfloat16":
         notes.append(
             f"CNN updates in mixed_bfloat16 (bfloat16 math, float32 weights; {why}); "
-            "--set precision=float32 for float32 math"
+            "train with --set precision=float32 for float32 math"
         )
     return policy
 

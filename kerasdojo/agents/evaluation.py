@@ -1,9 +1,11 @@
-"""Deterministic evaluation: exactly N episodes spread over a vector env, with the env's own rewards."""
+"""Evaluation: exactly N episodes spread over a vector env, with the env's own rewards (greedy
+actions, or sampled ones with their own seeded generator)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,21 @@ class EvalResult:
         }
 
 
+@contextmanager
+def evaluation_rng(agent: Any, seed: int) -> Iterator[None]:
+    """Sampled evaluation actions from a generator seeded with ``seed``, not the agent's own: an
+    evaluation neither changes the training run nor depends on where it stands."""
+    saved = getattr(agent, "rng", None)
+    if saved is None:
+        yield
+        return
+    agent.rng = np.random.default_rng(seed)
+    try:
+        yield
+    finally:
+        agent.rng = saved
+
+
 def evaluate(
     agent: Any, env: Any, episodes: int, seed: int, deterministic: bool = True, stop: Callable[[], bool] | None = None
 ) -> tuple[list[float], list[int]]:
@@ -50,6 +67,13 @@ def evaluate(
     states. Rewards are the env's own (no normalisation). ``stop()`` returning
     True ends the evaluation early (Ctrl-C), with fewer episodes.
     """
+    with evaluation_rng(agent, seed):
+        return _evaluate(agent, env, episodes, seed, deterministic, stop)
+
+
+def _evaluate(
+    agent: Any, env: Any, episodes: int, seed: int, deterministic: bool, stop: Callable[[], bool] | None
+) -> tuple[list[float], list[int]]:
     obs = env.reset(seed=seed)
     n = env.num_envs
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])

@@ -105,7 +105,7 @@ class CheckpointHook(Hook):
 
 
 class VideoHook(Hook):
-    """Record one deterministic episode of the final agent (``videos/final.gif``)."""
+    """Record one episode of the final agent (``videos/final.gif``): greedy, sampled on Atari games."""
 
     every = 0
     timed = False

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from kerasdojo import envs as envs_mod
+from kerasdojo.agents.evaluation import evaluation_rng
 from kerasdojo.envs.video import check_video_path, write_video
 
 MAX_FRAMES = 5000
@@ -56,16 +57,17 @@ def record_episode(
         env.normalizer.load_state(normalizer_state)
     env.normalizer.training = False
     try:
-        obs = env.reset(seed=seed)
-        frames = [env.render_frame()]
-        total = 0.0
-        while True:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic))
-            total += float(reward[0])
-            frames.append(env.render_frame())
-            if terminated[0] or truncated[0] or len(frames) > MAX_FRAMES:
-                break
-        fps = env.metadata_fps()
+        with evaluation_rng(agent, seed):
+            obs = env.reset(seed=seed)
+            frames = [env.render_frame()]
+            total = 0.0
+            while True:
+                obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic))
+                total += float(reward[0])
+                frames.append(env.render_frame())
+                if terminated[0] or truncated[0] or len(frames) > MAX_FRAMES:
+                    break
+            fps = env.metadata_fps()
     finally:
         env.close()
     write_video(path, frames, fps)

@@ -60,7 +60,7 @@ def info() -> None:
         out.print("No GPU visible to TensorFlow: training runs on the CPU.")
     native, why = backend.native_bfloat16()
     out.print(
-        f"bfloat16: {why}, so CNN updates run in "
+        f"bfloat16: {why}, so Nature-CNN updates run in "
         f"{'mixed_bfloat16' if native else 'float32'} by default (--set precision=...)."
     )
 

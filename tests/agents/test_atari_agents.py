@@ -187,3 +187,27 @@ def test_dqn_on_frames_acts_with_a_float32_twin_of_its_bfloat16_network(runs_dir
     obs = session.eval_env.reset(seed=0)
     q = agent.q.predict(obs, verbose=0)
     np.testing.assert_allclose(agent.forward(obs)[0], q, atol=0.02 * np.abs(q).max() + 1e-4)
+
+
+def test_sampled_evaluation_uses_its_own_seeded_generator() -> None:
+    """Sampled (Atari) evaluations draw from a generator seeded by the evaluation seed, so they
+    neither move the agent's own generator (the training run) nor depend on it."""
+    from kerasdojo.agents.evaluation import evaluate
+    from kerasdojo.envs import make_vec
+    from tests.envs.pixels import ReachSquare  # noqa: F401
+
+    class Sampler:
+        def __init__(self) -> None:
+            self.rng = np.random.default_rng(0)
+
+        def act(self, obs, deterministic):
+            return self.rng.integers(0, 4, len(obs))
+
+    env = make_vec("tests.envs.pixels:ReachSquare", 2, seed=0)
+    agent = Sampler()
+    before = agent.rng.bit_generator.state
+    first = evaluate(agent, env, 6, seed=7, deterministic=False)
+    assert agent.rng.bit_generator.state == before  # the training generator did not move
+    agent.rng.random(1000)  # wherever training stands, the same evaluation
+    assert evaluate(agent, env, 6, seed=7, deterministic=False) == first
+    env.close()
