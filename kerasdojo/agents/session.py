@@ -126,6 +126,11 @@ def resolve_config(
     return config_mod.apply(cfg, flags, source="the command line")
 
 
+def greedy_evaluation(spec: TrainSpec, cfg: Any) -> bool:
+    """Whether a run is evaluated with greedy actions (sampled on Atari games, as RL Zoo)."""
+    return spec.native or not envs_mod.samples_in_evaluation(spec.env_id, cfg.atari_wrapper)
+
+
 def build_agent(agent: str, cfg: Any, env: Any, seed: int) -> Any:
     cls = get(agent).load()
     return cls(cfg, env.obs_shape, env.obs_dtype, env.single_action_space, seed)
@@ -176,7 +181,7 @@ class Session:
             atari_wrapper=cfg.atari_wrapper,
             training=False,
         )
-        self.eval_deterministic = spec.native or not envs_mod.samples_in_evaluation(spec.env_id, cfg.atari_wrapper)
+        self.eval_deterministic = greedy_evaluation(spec, cfg)
         self.title = f"{spec.agent} on {spec.env_id} (seed {seed}{', native' if spec.native else ''})"
         self.policy_path: Path | None = None
         self.video_path: Path | None = None
@@ -402,7 +407,7 @@ def evaluate_run(
     evaluations)."""
     run, spec, cfg = open_run(run_dir)
     if deterministic is None:
-        deterministic = spec.native or not envs_mod.samples_in_evaluation(spec.env_id, cfg.atari_wrapper)
+        deterministic = greedy_evaluation(spec, cfg)
     if episodes < 1:
         raise DojoError(f"--episodes must be >= 1. Received: {episodes}")
     if video is not None:
