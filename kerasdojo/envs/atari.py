@@ -4,7 +4,11 @@ The conventions are those RL Zoo's Atari presets were tuned with (SB3's
 ``AtariWrapper`` plus a stack of 4 frames), run in ale-py's C++ threads by
 ``ale_py.vector_env.AtariVectorEnv``:
 
-* up to 30 no-op actions at reset, and FIRE at reset for games that need it;
+* up to 30 no-op actions at reset, and FIRE for games that need it (the ones
+  whose action 1 is FIRE, Breakout's serve) at reset and on the step after a
+  lost life, as SB3's ``FireResetEnv`` under ``EpisodicLifeEnv`` does: the
+  agent never has to learn to serve. That forced step's action is the env's,
+  so agents drop its transition (``fire_forced`` in the step info);
 * frame skip 4 (one agent step = 4 emulator frames) with a max over the last two;
 * 84x84 grayscale frames, the last 4 stacked: observations are ``uint8`` arrays
   shaped ``(4, 84, 84)``, channels first, the layout ale-py and Gymnasium's
@@ -76,8 +80,9 @@ class AtariVec:
     A Gymnasium vector env (next-step autoreset) whose ``step`` info holds two
     arrays :class:`~kerasdojo.envs.wrappers.VecEnv` reads: ``raw_reward`` (the
     game's score, for episode statistics) and ``was_reset`` (this call reset a
-    finished game and ignored its action). In training a lost life terminates
-    the episode without a reset: the next call plays on, its action counts.
+    finished game and ignored its action), and ``fire_forced`` (this call
+    pressed FIRE after a lost life in place of the agent's action). In training
+    a lost life terminates the episode without a reset: the game plays on.
     """
 
     def __init__(self, spec: Any, num_envs: int, training: bool, env_kwargs: dict[str, Any] | None = None) -> None:
@@ -113,22 +118,34 @@ class AtariVec:
         self.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_fps": 60 // s["frameskip"]}
         self._done = np.zeros(num_envs, bool)
         self._frame = np.zeros(num_envs, np.int64)
+        self._lives = np.zeros(num_envs, np.int64)
+        self._fire_next = np.zeros(num_envs, bool)
+        self._fire = needs_fire_id(spec.id, s["full_action_space"])
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
         self._done[:] = False
+        self._fire_next[:] = False
         self._frame[:] = info["episode_frame_number"]
+        self._lives[:] = info["lives"]
         return obs, info
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        obs, reward, terminated, truncated, info = self.env.step(np.asarray(actions, np.int32))
+        actions = np.array(actions, np.int32)
+        forced = self._fire_next
+        actions[forced] = FIRE
+        obs, reward, terminated, truncated, info = self.env.step(actions)
         frame = np.asarray(info["episode_frame_number"], np.int64)
+        lives = np.asarray(info["lives"], np.int64)
         # A finished game restarts on the next call (its frame count starts again); a lost life does not.
         was_reset = self._done & (frame < self._frame)
+        forced = forced & ~was_reset  # the game had ended after all: the call restarted it
         self._done = np.logical_or(terminated, truncated)
-        self._frame = frame
+        # A lost life in a game that goes on: the next call serves (FIRE) in place of the agent.
+        self._fire_next = self._fire & (lives < self._lives) & (lives > 0) & ~truncated & ~was_reset
+        self._frame, self._lives = frame, lives
         raw = np.asarray(reward, np.float64)
-        info = {"raw_reward": raw, "was_reset": was_reset, "lives": info["lives"]}
+        info = {"raw_reward": raw, "was_reset": was_reset, "fire_forced": forced, "lives": lives}
         return obs, (np.sign(raw) if self.training else raw), terminated, truncated, info
 
     def render(self) -> None:
@@ -145,21 +162,44 @@ def _fire_reset_wrapper() -> Any:
     class FireReset(gym.Wrapper):
         """ale-py's ``use_fire_reset`` on one env: after each reset (and its no-ops), one emulator
         frame of FIRE, whose screen replaces the reset observation (measured to match ale-py's
-        vector env pixel for pixel). Wraps ``AtariPreprocessing``."""
+        vector env pixel for pixel); and the step after a lost life plays FIRE whatever the
+        action, as :class:`AtariVec` does. Wraps ``AtariPreprocessing``."""
 
         def reset(self, **kwargs: Any) -> Any:
             obs, info = self.env.reset(**kwargs)
             ale = self.env.unwrapped.ale
-            ale.act(1)  # FIRE
+            ale.act(FIRE)
+            self._lives, self._fire_next = ale.lives(), False
             size = obs.shape[-1]
             return cv2.resize(ale.getScreenGrayscale(), (size, size), interpolation=cv2.INTER_AREA), info
+
+        def step(self, action: Any) -> Any:
+            obs, reward, terminated, truncated, info = self.env.step(FIRE if self._fire_next else action)
+            lives = self.env.unwrapped.ale.lives()
+            self._fire_next = 0 < lives < self._lives and not (terminated or truncated)
+            self._lives = lives
+            return obs, reward, terminated, truncated, info
 
     return FireReset
 
 
+FIRE = 1  # the action index of FIRE in the games that need it
+
+
 def needs_fire(env: Any) -> bool:
+    """Whether a game waits for FIRE to start (and to serve after a lost life): action 1 is FIRE."""
     meanings = env.unwrapped.get_action_meanings()
-    return len(meanings) >= 3 and meanings[1] == "FIRE"
+    return len(meanings) >= 3 and meanings[FIRE] == "FIRE"
+
+
+def needs_fire_id(env_id: str, full_action_space: bool = False) -> bool:
+    import gymnasium as gym
+
+    env = gym.make(env_id, full_action_space=full_action_space)
+    try:
+        return needs_fire(env)
+    finally:
+        env.close()
 
 
 def make_single(

@@ -199,7 +199,8 @@ class VecEnv(EpisodeStats):
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step all envs. Returns ``(obs, reward, terminated, truncated, was_reset)``;
-        ``was_reset[i]`` marks a reset call whose action was ignored (drop that transition)."""
+        ``was_reset[i]`` marks a call whose action was ignored (drop that transition): a reset
+        call, or an Atari call that served (FIRE) after a lost life."""
         if self._is_box_action:
             env_actions = np.clip(actions, self._act_low, self._act_high)
         elif self._act_start:
@@ -220,6 +221,8 @@ class VecEnv(EpisodeStats):
             self._lengths[was_reset] = 0
             self._returns += np.asarray(info.get("raw_reward", reward), np.float64)
             self._lengths += ~was_reset
+            # A call that pressed FIRE after a lost life is part of the game, but not the agent's.
+            was_reset = was_reset | np.asarray(info.get("fire_forced", False), bool)
         else:
             was_reset = self._prev_done
             self._returns += reward

@@ -77,7 +77,7 @@ def test_life_loss_ends_training_episodes_but_not_evaluation_games() -> None:
         for _ in range(3000):
             _, _, term, trunc, info = train.step(rng.integers(0, 4, 1))
             if pending:
-                after_life_loss.append(bool(info["was_reset"][0]))
+                after_life_loss.append((bool(info["was_reset"][0]), bool(info["fire_forced"][0])))
                 pending = False
             if term[0]:
                 lives.append(int(info["lives"][0]))
@@ -85,8 +85,8 @@ def test_life_loss_ends_training_episodes_but_not_evaluation_games() -> None:
                     break
                 pending = True
         assert lives == [4, 3, 2, 1, 0]  # each lost life ends a training episode...
-        # ...and the game plays on: the call after a lost life is a real step, not a reset
-        assert after_life_loss == [False] * 4
+        # ...and the game plays on: the call after a lost life serves (FIRE), it is not a reset
+        assert after_life_loss == [(False, True)] * 4
 
         evaluation.reset(seed=0)
         for _ in range(5000):
@@ -97,6 +97,41 @@ def test_life_loss_ends_training_episodes_but_not_evaluation_games() -> None:
     finally:
         train.close()
         evaluation.close()
+
+
+def test_fire_is_pressed_after_a_lost_life_so_a_noop_agent_still_finishes_breakout() -> None:
+    """SB3's FireResetEnv under EpisodicLifeEnv serves after every lost life. An agent that only
+    ever plays NOOP would otherwise wait forever after its first lost life."""
+    vec = atari.AtariVec(spec("ALE/Breakout-v5"), 1, training=False)
+    ref = atari.make_single(spec("ALE/Breakout-v5"))
+    try:
+        vec.reset(seed=0)
+        forced, steps = 0, 0
+        for steps in range(1, 3000):
+            _, _, term, trunc, info = vec.step(np.zeros(1, np.int64))
+            forced += int(info["fire_forced"][0])
+            if term[0] or trunc[0]:
+                break
+        assert term[0] and int(info["lives"][0]) == 0 and forced == 4
+        ref.reset(seed=0)
+        for _ in range(3000):
+            _, _, r_term, r_trunc, r_info = ref.step(0)
+            if r_term or r_trunc:
+                break
+        assert r_term and r_info["lives"] == 0
+        env = envs.make_vec("ALE/Breakout-v5", 1, seed=0, training=True)
+        dropped, ended = 0, 0
+        for _ in range(3000):
+            _, _, term, _, was_reset = env.step(np.zeros(1, np.int64))
+            dropped += int(was_reset[0])
+            ended += int(term[0])
+            if env.episodes:
+                break
+        # the agent learns from neither the forced serves nor the restart; the statistics see one game
+        assert ended == 5 and dropped == 5 and env.episodes == 1 and env.episode_lengths[0] > 5 * 20
+    finally:
+        vec.close()
+        ref.close()
 
 
 def test_rewards_are_clipped_for_training_and_raw_for_evaluation_and_statistics() -> None:
