@@ -106,8 +106,8 @@ def test_fire_is_pressed_after_a_lost_life_so_a_noop_agent_still_finishes_breako
     ref = atari.make_single(spec("ALE/Breakout-v5"))
     try:
         vec.reset(seed=0)
-        forced, steps = 0, 0
-        for steps in range(1, 3000):
+        forced = 0
+        for _ in range(3000):
             _, _, term, trunc, info = vec.step(np.zeros(1, np.int64))
             forced += int(info["fire_forced"][0])
             if term[0] or trunc[0]:
