@@ -1,10 +1,11 @@
-"""Start, resume and evaluate runs: the entry points of ``train``, ``resume`` and ``eval``.
+"""Start and resume training runs: the entry points of ``train`` and ``resume``.
 
 :func:`start` makes a new run directory and :func:`resume` reopens one at its
 newest good checkpoint; both return a :class:`Session`, whose
 :meth:`Session.train` runs :func:`kerasdojo.agents.loop.run` with the hooks of
 :mod:`kerasdojo.agents.hooks` and returns a :class:`TrainSummary`.
-:func:`evaluate_run` loads an agent from a run directory alone.
+What a run is (:class:`TrainSpec`, :func:`open_run`) lives in :mod:`kerasdojo.agents.spec`;
+:func:`evaluate_run` (``kerasdojo eval``) in :mod:`kerasdojo.agents.stored`.
 
 Ctrl-C stops at the end of the current iteration: a checkpoint is written and
 :class:`~kerasdojo.errors.Interrupted` names the resume command.
@@ -24,67 +25,21 @@ import numpy as np
 from kerasdojo import __version__, backend
 from kerasdojo import config as config_mod
 from kerasdojo import envs as envs_mod
-from kerasdojo.agents import check_supported, get, hooks, loop, presets
+from kerasdojo.agents import check_supported, get, hooks, loop
 from kerasdojo.agents.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
 from kerasdojo.agents.export import export_policy
 from kerasdojo.agents.recording import check_rgb_array, record_episode
+from kerasdojo.agents.spec import TrainSpec, build_agent, greedy_evaluation, open_run, resolve_config
+from kerasdojo.agents.stored import RunEvaluation, evaluate_run
 from kerasdojo.errors import DojoError, Interrupted
 from kerasdojo.events import markdown_table, write_hparams
-from kerasdojo.files import load_arrays, save_arrays
+from kerasdojo.files import save_arrays
 from kerasdojo.runs import Run
 
 EVAL_SEED_OFFSET = 10_000
 LOG_INTERVAL = 1000
 Warn = Callable[[str], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainSpec:
-    """What ``kerasdojo train`` was asked for (the agent's hyperparameters come from overrides)."""
-
-    env_id: str
-    agent: str = "ppo"
-    seed: int = 0
-    total_steps: int | None = None
-    n_envs: int | None = None
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    async_envs: bool = False
-    eval_every: int = 10_000
-    eval_episodes: int = 10
-    save_every: int = 50_000
-    video: bool = False
-    native: bool = False  # train on the TensorFlow-native env, compiled end to end
-
-    # Resolved into the agent's config, so not stored with the spec in config.json.
-    IN_CONFIG = ("overrides", "total_steps", "n_envs")
-
-    def check(self) -> None:
-        if self.native:
-            from kerasdojo.agents.native import native_agent
-            from kerasdojo.envs import native
-
-            native.make(self.env_id)  # a DojoError naming the envs that have a twin
-            native_agent(self.agent)
-            if self.env_kwargs or self.async_envs:
-                raise DojoError("--native takes neither --env-kwargs nor --async: the native envs are fixed twins")
-        for name in ("eval_every", "save_every"):
-            if getattr(self, name) < 0:
-                raise DojoError(f"--{name.replace('_', '-')} must be >= 0. Received: {getattr(self, name)}")
-        if self.eval_episodes < 1:
-            raise DojoError(f"--eval-episodes must be >= 1. Received: {self.eval_episodes}")
-        for flag, value in (("--steps", self.total_steps), ("--n-envs", self.n_envs)):
-            if value is not None and value < 1:
-                raise DojoError(f"{flag} must be >= 1. Received: {value}")
-
-    def stored(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.IN_CONFIG}
-
-    @classmethod
-    def from_stored(cls, data: dict[str, Any]) -> TrainSpec:
-        fields = [f for f in dataclasses.fields(cls) if f.name not in cls.IN_CONFIG]
-        # Fields added later (native) take their defaults in runs made before them.
-        return cls(**{f.name: data[f.name] for f in fields if f.name in data or f.default is dataclasses.MISSING})
+__all__ = ["RunEvaluation", "Session", "TrainSpec", "TrainSummary", "evaluate_run", "open_run", "resume", "start"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,39 +56,6 @@ class TrainSummary:
     best_step: int | None
     policy: Path | None
     video: Path | None
-
-
-@dataclasses.dataclass(frozen=True)
-class RunEvaluation:
-    """What ``kerasdojo eval`` measured, and on which agent."""
-
-    env_id: str
-    agent: str
-    source: str
-    result: EvalResult
-    video: Path | None = None
-    deterministic: bool = True
-
-
-def resolve_config(
-    agent: str, env_id: str, overrides: dict[str, Any], total_steps: int | None = None, n_envs: int | None = None
-) -> Any:
-    """defaults < preset for (agent, env) < --config / --set < --steps / --n-envs."""
-    cls = get(agent).load().Config
-    cfg = config_mod.apply(cls(), presets.preset(agent, env_id), source=f"the {agent} preset for {env_id}")
-    cfg = config_mod.apply(cfg, overrides, source="--config/--set")
-    flags = {k: v for k, v in (("total_steps", total_steps), ("n_envs", n_envs)) if v is not None}
-    return config_mod.apply(cfg, flags, source="the command line")
-
-
-def greedy_evaluation(spec: TrainSpec, cfg: Any) -> bool:
-    """Whether a run is evaluated with greedy actions (sampled on Atari games, as RL Zoo)."""
-    return spec.native or not envs_mod.samples_in_evaluation(spec.env_id, cfg.atari_wrapper)
-
-
-def build_agent(agent: str, cfg: Any, env: Any, seed: int) -> Any:
-    cls = get(agent).load()
-    return cls(cfg, env.obs_shape, env.obs_dtype, env.single_action_space, seed)
 
 
 class Session:
@@ -327,23 +249,6 @@ def start(spec: TrainSpec, runs_dir: str | Path = "runs") -> Session:
         raise
 
 
-def open_run(run_dir: str | Path) -> tuple[Run, TrainSpec, Any]:
-    """An RL run directory, its spec and its agent config."""
-    run = Run.open(run_dir)
-    config = run.config
-    if config.get("kind") != "rl":
-        raise DojoError(f"{run_dir} is not an RL training run (it is a {config.get('task', 'different')} run)")
-    try:
-        spec = TrainSpec.from_stored(config)
-        cls = get(spec.agent).load().Config
-        saved = dict(config["config"])
-        saved.setdefault("precision", "float32")  # runs made before the setting computed in float32
-        cfg = config_mod.from_dict(cls, saved, source=f"{run.path / Run.CONFIG}")
-    except KeyError as exc:
-        raise DojoError(f"{run.path / Run.CONFIG} lacks {exc}: not a complete kerasdojo run config") from None
-    return run, spec, cfg
-
-
 def load_checkpoint(run: Run, warn: Warn | None) -> tuple[Path, dict[str, np.ndarray], dict[str, Any]]:
     """The newest checkpoint that loads; damaged newer ones are set aside as ``*.damaged``."""
     path, arrays, meta = run.load_latest_checkpoint(warn)
@@ -388,71 +293,3 @@ def resume(run_dir: str | Path, total_steps: int | None = None, warn: Warn | Non
     run.writer.session_start(step)
     session.title = f"resuming {session.title} at step {step:,}"
     return session
-
-
-def evaluate_run(
-    run_dir: str | Path,
-    episodes: int = 10,
-    seed: int = 1000,
-    video: Path | None = None,
-    render: bool = False,
-    deterministic: bool | None = None,
-    best: bool = False,
-    warn: Warn | None = None,
-) -> RunEvaluation:
-    """Load the agent from a run directory alone and evaluate it: the final agent, or the
-    newest checkpoint when that is newer (a resumed run that was interrupted) or there is no
-    final agent yet; with ``best``, the agent of the best evaluation during training.
-    ``deterministic`` None: greedy actions, except on Atari games (sampled, as in training's
-    evaluations)."""
-    run, spec, cfg = open_run(run_dir)
-    if deterministic is None:
-        deterministic = greedy_evaluation(spec, cfg)
-    if episodes < 1:
-        raise DojoError(f"--episodes must be >= 1. Received: {episodes}")
-    if video is not None:
-        from kerasdojo.envs.video import check_video_path
-
-        check_video_path(video)
-    if render and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise DojoError("--render needs a display, and none is set", hint="record a file instead with --video out.gif")
-    if best:
-        origin, source = run.file("best_agent.npz"), "best agent"
-        if not origin.is_file():
-            raise DojoError(f"{run.path} has no best_agent.npz yet: it is written at the first evaluation")
-        arrays, meta = load_arrays(origin)
-    else:
-        origin, source = run.file("agent.npz"), "final agent"
-        arrays, meta = load_arrays(origin) if origin.is_file() else ({}, {})
-        checkpoints = run.checkpoints()
-        if not arrays or (checkpoints and checkpoints[-1][0] > int(meta.get("step", 0))):
-            origin, arrays, meta = run.load_latest_checkpoint(warn)  # a DojoError when none loads
-            source = f"checkpoint at step {int(meta.get('step', 0)):,}"
-    backend.seed_everything(seed)
-    env = envs_mod.make_vec(
-        spec.env_id,
-        1 if render else min(episodes, MAX_EVAL_ENVS),
-        seed=seed,
-        env_kwargs=spec.env_kwargs,
-        normalize_obs=cfg.normalize_obs,
-        render_mode="human" if render else None,
-        atari_wrapper=cfg.atari_wrapper,
-        training=False,
-    )
-    try:
-        agent = build_agent(spec.agent, cfg, env, spec.seed)
-        agent.load_state(arrays, meta, str(origin))
-        norm = {k[5:]: v for k, v in arrays.items() if k.startswith("norm/")}
-        if norm:
-            env.normalizer.load_state(norm)
-        env.normalizer.training = False
-        result = EvalResult.of(*evaluate(agent, env, episodes, seed, deterministic))
-    finally:
-        env.close()
-    recorded = None
-    if video is not None:
-        state = env.normalizer.state() if cfg.normalize_obs else None
-        recorded = record_episode(
-            agent, spec.env_id, spec.env_kwargs, state, seed, Path(video), deterministic, atari=cfg.atari_wrapper
-        )[0]
-    return RunEvaluation(spec.env_id, spec.agent, source, result, recorded, deterministic)
