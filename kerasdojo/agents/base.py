@@ -136,6 +136,11 @@ class Forward:
 
             self._tf = call
 
+    @property
+    def numpy(self) -> bool:
+        """Whether acting runs on NumPy copies of the weights (which a running update leaves alone)."""
+        return self._np is not None
+
     def refresh(self) -> None:
         if self._copy is not None:
             self._copy()

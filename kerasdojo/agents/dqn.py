@@ -53,6 +53,11 @@ class DQNConfig(AgentConfig):
     optimize_memory_usage: bool = option(
         False, "Store each observation once (o' is the next row): half the replay memory, for frames."
     )
+    overlap_update: bool = option(
+        False,
+        "Run each update in a thread beside the next train_freq env steps, which act with the weights "
+        "from before it (as they would in SB3's order); its minibatch is drawn before those steps.",
+    )
 
 
 class DQN(Agent):
@@ -95,10 +100,12 @@ class DQN(Agent):
             else ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
         )
         image = networks.is_image_space(obs_shape, obs_dtype)
-        if self.precision == "float32":
-            self.forward = Forward([self.q], fast=cfg.fast_act, jit=image)
-        else:  # act with a float32 twin under XLA: one stack of frames in 1.1 ms, vs 2.5 ms in bfloat16
-            self.forward = Forward([networks.float32_twin(self.q)], jit=True, source=[self.q])
+        self.forward = Forward([self.q], fast=cfg.fast_act, jit=image)
+        if self.precision != "float32" or (cfg.overlap_update and not self.forward.numpy):
+            # Act with a float32 twin (under XLA: one stack of frames in 1.1 ms, vs 2.5 ms in
+            # bfloat16), whose weights stay put while an overlapped update changes the network's.
+            self.forward = Forward([networks.float32_twin(self.q)], jit=image, source=[self.q])
+        self._pool: Any = None  # the thread of overlapped updates
         self._train = compiled(self._train_steps, use_xla(cfg.jit_compile, obs_shape, obs_dtype))
         self._sync = compiled(self._sync_target, False)
         self.n_calls = 0
@@ -164,22 +171,22 @@ class DQN(Agent):
                 actions = self.act(obs, deterministic=False)
             return actions, actions
 
-        self.obs = collect(env, obs, self.buffer, cfg.train_freq, choose)
         taken = cfg.train_freq * n_envs
-        calls = self.n_calls + cfg.train_freq
-        self.pending_target_updates += calls // target_every - self.n_calls // target_every
-        self.n_calls = calls
-        metrics = {"rollout/exploration_rate": self.exploration_rate}
         n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else taken
-        if step + taken > cfg.learning_starts and len(self.buffer) > 0 and n_grad > 0:
-            # The online net has not changed since the last update, so the target
-            # updates due during collection collapse into one: after k Polyak steps
-            # target = online + (1 - tau)^k (target - online).
-            if self.pending_target_updates:
-                self._sync(np.float32((1.0 - cfg.tau) ** self.pending_target_updates))
-                self.pending_target_updates = 0
-            batch = self.buffer.sample(self.rng, cfg.batch_size, n_grad)
-            loss, q_mean = self._train(*batch)
+        updates = step + taken > cfg.learning_starts and n_grad > 0
+        overlapped = None
+        if updates and cfg.overlap_update and len(self.buffer) > 0:
+            overlapped = self._update_in_thread(n_grad, target_every)
+        try:
+            self.obs = collect(env, obs, self.buffer, cfg.train_freq, choose)
+        finally:  # never leave an update running into a checkpoint
+            if overlapped is not None:
+                overlapped.exception()
+        if overlapped is None:
+            self._count_calls(target_every)
+        metrics = {"rollout/exploration_rate": self.exploration_rate}
+        if updates and (overlapped is not None or len(self.buffer) > 0):
+            loss, q_mean = self._update(n_grad) if overlapped is None else overlapped.result()
             self.n_updates += n_grad
             self.forward.refresh()
             metrics.update(
@@ -191,6 +198,36 @@ class DQN(Agent):
                 }
             )
         return taken, metrics
+
+    def _count_calls(self, target_every: int) -> None:
+        calls = self.n_calls + self.cfg.train_freq
+        self.pending_target_updates += calls // target_every - self.n_calls // target_every
+        self.n_calls = calls
+
+    def _prepare_update(self, n_grad: int) -> tuple[np.ndarray, ...]:
+        """Bring the target network up to date; the minibatches of ``n_grad`` gradient steps."""
+        # The online net has not changed since the last update, so the target updates due
+        # since then collapse into one: after k Polyak steps target = online + (1 - tau)^k (target - online).
+        if self.pending_target_updates:
+            self._sync(np.float32((1.0 - self.cfg.tau) ** self.pending_target_updates))
+            self.pending_target_updates = 0
+        return self.buffer.sample(self.rng, self.cfg.batch_size, n_grad)
+
+    def _update(self, n_grad: int) -> tuple[Any, Any]:
+        return self._train(*self._prepare_update(n_grad))
+
+    def _update_in_thread(self, n_grad: int, target_every: int) -> Any:
+        """Start the gradient steps in a thread (TensorFlow releases the GIL while it computes);
+        the caller collects meanwhile, acting with the twin, and waits on the future. The target
+        sync and the minibatches are done here, in the caller's thread, which owns the RNG and
+        the buffer."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="dqn-update")
+        self._count_calls(target_every)  # the target updates due by the end of this collection
+        batch = self._prepare_update(n_grad)
+        return self._pool.submit(lambda: [t.numpy() for t in self._train(*batch)])
 
     # ------------------------------------------------------------------ the update (compiled)
     def _sync_target(self, keep: Any) -> None:

@@ -299,6 +299,7 @@ ATARI_PRESETS: dict[str, dict[str, Any]] = {
         "exploration_final_eps": 0.01,
         "double_q": False,  # SB3's DQN, which the Zoo tuned, has no double Q-learning
         "optimize_memory_usage": True,  # the Zoo keeps it off for SB3's timeout handling; ours needs none
+        "overlap_update": True,  # the gradient step runs beside the next 4 env steps (acting as in SB3's order)
     },
 }
 ATARI_GAMES = ("ALE/Pong-v5", "ALE/Breakout-v5", "ALE/MsPacman-v5")

@@ -46,7 +46,7 @@ def only_run(runs_dir):
 
 @ale
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
-def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str) -> None:
+def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str, monkeypatch) -> None:
     import keras
 
     common = ["--eval-every", "0", "--eval-episodes", "1", "--save-every", "512", "--runs-dir", str(runs_dir)]
@@ -73,6 +73,15 @@ def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str
     assert policy.inputs[0].dtype == "uint8" and tuple(policy.input_shape) == (None, 4, 84, 84)
     frames = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
     assert policy.predict(frames, verbose=0).shape == (3, 6)
+    if agent == "dqn":
+        # Evaluating needs no replay memory: not even from a checkpoint that holds the buffer
+        # (2,000 stacks, 54 MiB), on a machine with 16 MiB available.
+        from kerasdojo.agents import buffers
+
+        monkeypatch.setattr(buffers, "available_memory", lambda: 16 * 2**20)
+        (run / "agent.npz").unlink()
+        out = runner.invoke(app, ["eval", str(run), "--episodes", "1"])
+        assert out.exit_code == 0 and "(checkpoint at step" in out.output, out.output
 
 
 @ale
@@ -211,3 +220,44 @@ def test_sampled_evaluation_uses_its_own_seeded_generator() -> None:
     agent.rng.random(1000)  # wherever training stands, the same evaluation
     assert evaluate(agent, env, 6, seed=7, deterministic=False) == first
     env.close()
+
+
+def test_dqn_overlapped_updates_run_in_a_thread_and_stay_reproducible(tmp_path) -> None:
+    """``overlap_update``: the gradient steps run in their own thread while the env steps, acting
+    with a float32 twin whose weights the running update leaves alone; two runs with one seed
+    end with the same weights, and the twin has the final ones."""
+    import threading
+
+    from kerasdojo.agents import session as trainer
+
+    def run(where: str) -> tuple[np.ndarray, list[str], object]:
+        spec = trainer.TrainSpec(
+            "tests.envs.pixels:ReachSquare",
+            "dqn",
+            total_steps=400,
+            eval_every=0,
+            eval_episodes=1,
+            save_every=0,
+            overrides={"learning_starts": 100, "buffer_size": 500, "precision": "float32", "overlap_update": True},
+        )
+        session = trainer.start(spec, tmp_path / where)
+        agent = session.agent
+        threads: list[str] = []
+        train = agent._train
+
+        def recorded(*batch):
+            threads.append(threading.current_thread().name)
+            return train(*batch)
+
+        agent._train = recorded
+        session.train()
+        (twin,) = agent.forward.models
+        assert twin is not agent.q
+        np.testing.assert_array_equal(twin.get_layer("q_values").kernel.numpy(), agent.q.get_layer("q_values").kernel)
+        return agent.q.get_layer("q_values").kernel.numpy(), threads, agent
+
+    first, threads, agent = run("a")
+    assert len(threads) == 75 and all(name.startswith("dqn-update") for name in threads)  # (400 - 100) / 4
+    assert agent.n_updates == 75
+    second, _, _ = run("b")
+    np.testing.assert_array_equal(first, second)
