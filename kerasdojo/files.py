@@ -89,12 +89,13 @@ def save_arrays(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mappin
             np.savez(fh, **payload)
 
 
-def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Load what :func:`save_arrays` wrote; a damaged file is a :class:`DojoError`."""
+def load_arrays(path: str | Path, skip: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Load what :func:`save_arrays` wrote; a damaged file is a :class:`DojoError`. Arrays whose
+    names start with one of ``skip`` are not read (``npz`` members load one at a time)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+            arrays = {k: data[k] for k in data.files if not (skip and k.startswith(skip))}
         meta = json.loads(arrays.pop("__meta__").tobytes().decode())
     except FileNotFoundError:
         raise DojoError(f"Checkpoint not found: {path}") from None

@@ -210,10 +210,11 @@ class Run:
         return path
 
     def load_latest_checkpoint(
-        self, warn: Callable[[str], None] | None = None
+        self, warn: Callable[[str], None] | None = None, skip: tuple[str, ...] = ()
     ) -> tuple[Path, dict[str, np.ndarray], dict[str, Any]]:
-        """The newest checkpoint that loads. A damaged newer one (cut short on disk, zero bytes)
-        is skipped with a one-line ``warn(message)``; when none loads, the error names the newest."""
+        """The newest checkpoint that loads (without the arrays named ``skip*``). A damaged newer
+        one (cut short on disk, zero bytes) is skipped with a one-line ``warn(message)``; when none
+        loads, the error names the newest."""
         found = self.checkpoints()
         if not found:
             raise DojoError(
@@ -222,7 +223,7 @@ class Run:
         first_error: DojoError | None = None
         for _, path in reversed(found):
             try:
-                arrays, meta = load_arrays(path)
+                arrays, meta = load_arrays(path, skip)
             except DojoError as exc:
                 first_error = first_error or exc
                 continue

@@ -127,6 +127,33 @@ def test_checkpoints_round_trip_keep_last_and_detect_corruption(tmp_path) -> Non
     assert "older checkpoint" in err.value.one_line()
 
 
+def test_a_checkpoint_loads_without_the_arrays_it_is_told_to_skip(tmp_path, monkeypatch) -> None:
+    run = runs.Run.create(tmp_path, "x")
+    run.save_checkpoint(5, {"net/w": np.ones(3), "replay/obs": np.ones((100, 4))}, {"step": 5}, keep=2)
+    read: list[str] = []
+    real_load = np.load
+
+    class Recording:  # what np.load's NpzFile hands out, member by member
+        def __init__(self, *args, **kwargs):
+            self.npz = real_load(*args, **kwargs)
+            self.files = self.npz.files
+
+        def __getitem__(self, key):
+            read.append(key)
+            return self.npz[key]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.npz.close()
+
+    monkeypatch.setattr(files.np, "load", Recording)
+    _, arrays, meta = run.load_latest_checkpoint(skip=("replay/",))
+    assert sorted(arrays) == ["net/w"] and meta["step"] == 5
+    assert not any(k.startswith("replay/") for k in read)  # never decompressed
+
+
 def test_no_checkpoint_is_a_clear_error(tmp_path) -> None:
     run = runs.Run.create(tmp_path, "x")
     with pytest.raises(DojoError, match="no checkpoint"):

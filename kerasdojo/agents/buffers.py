@@ -1,10 +1,11 @@
 """Replay buffer, rollout buffer and generalised advantage estimation (NumPy).
 
 Conventions for rollouts from Gymnasium 1.x vector envs (next-step autoreset):
-``valid[t, i]`` is False for the call that only reset env ``i`` (its action was
-ignored); on the step that ends an episode, the next observation is the true
-last one, so a *truncated* episode bootstraps from ``V(o_{t+1})`` while a
-*terminated* one does not.
+``valid[t, i]`` is False for a call that ignored env ``i``'s action (one that
+only reset it, or an Atari call that served with FIRE after a lost life); on
+the step that ends an episode, the next observation is the true last one, so a
+*truncated* episode bootstraps from ``V(o_{t+1})`` while a *terminated* one
+does not.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class ReplayBuffer:
         terminated: np.ndarray,
         valid: np.ndarray,
     ) -> None:
-        """Add one vector step; ``valid`` False marks envs whose call only reset them (not stored)."""
+        """Add one vector step; ``valid`` False marks envs whose call ignored the action (not stored)."""
         if valid.all():
             self.add(obs, actions, rewards, next_obs, terminated)
         else:
@@ -307,8 +308,8 @@ def collect(
     """Step ``env`` ``vector_steps`` times from ``obs`` into ``buffer``; return the last observation.
 
     ``choose(obs, i)`` gives ``(actions for the env, actions to store)`` for the
-    ``i``-th vector step. Reset calls (``was_reset``: their action was ignored)
-    are not stored. The step that ends an episode returns the episode's true last
+    ``i``-th vector step. Calls that ignored the action (``was_reset``: a reset,
+    or Atari's FIRE after a lost life) are not stored. The step that ends an episode returns the episode's true last
     observation, so a truncated episode's last transition is stored with that
     observation and ``terminated=False``: it bootstraps from ``V(o_T)``, never from
     the next episode's first observation. ``on_done(mask)``, if given, hears which

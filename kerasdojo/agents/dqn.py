@@ -104,7 +104,8 @@ class DQN(Agent):
         if self.precision != "float32" or (cfg.overlap_update and not self.forward.numpy):
             # Act with a float32 twin (under XLA: one stack of frames in 1.1 ms, vs 2.5 ms in
             # bfloat16), whose weights stay put while an overlapped update changes the network's.
-            self.forward = Forward([networks.float32_twin(self.q)], jit=image, source=[self.q])
+            twin = networks.float32_twin(self.q)
+            self.forward = Forward([twin], fast=cfg.fast_act, jit=image, source=[self.q])
         self._pool: Any = None  # the thread of overlapped updates
         self._train = compiled(self._train_steps, use_xla(cfg.jit_compile, obs_shape, obs_dtype))
         self._sync = compiled(self._sync_target, False)

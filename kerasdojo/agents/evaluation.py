@@ -85,7 +85,8 @@ def _evaluate(
         if stop is not None and stop():
             break
         obs, reward, terminated, truncated, was_reset = env.step(agent.act(obs, deterministic))
-        valid = ~was_reset
+        # Whole games: a call the env played for the agent (Atari's FIRE after a lost life) counts.
+        valid = ~getattr(env, "restarted", was_reset)
         ep_return += reward * valid
         ep_length += valid
         done = np.logical_or(terminated, truncated) | (ep_length >= EVAL_MAX_EPISODE_STEPS)

@@ -16,6 +16,8 @@ from kerasdojo.agents.spec import build_agent, greedy_evaluation, open_run
 from kerasdojo.errors import DojoError
 from kerasdojo.files import load_arrays
 
+REPLAY = ("replay/",)  # what a checkpoint holds for training only
+
 
 @dataclasses.dataclass(frozen=True)
 class RunEvaluation:
@@ -59,13 +61,13 @@ def evaluate_run(
         origin, source = run.file("best_agent.npz"), "best agent"
         if not origin.is_file():
             raise DojoError(f"{run.path} has no best_agent.npz yet: it is written at the first evaluation")
-        arrays, meta = load_arrays(origin)
+        arrays, meta = load_arrays(origin, REPLAY)
     else:
         origin, source = run.file("agent.npz"), "final agent"
-        arrays, meta = load_arrays(origin) if origin.is_file() else ({}, {})
+        arrays, meta = load_arrays(origin, REPLAY) if origin.is_file() else ({}, {})
         checkpoints = run.checkpoints()
         if not arrays or (checkpoints and checkpoints[-1][0] > int(meta.get("step", 0))):
-            origin, arrays, meta = run.load_latest_checkpoint(warn)  # a DojoError when none loads
+            origin, arrays, meta = run.load_latest_checkpoint(warn, REPLAY)  # a DojoError if none loads
             source = f"checkpoint at step {int(meta.get('step', 0)):,}"
     backend.seed_everything(seed)
     env = envs_mod.make_vec(
@@ -79,11 +81,11 @@ def evaluate_run(
         training=False,
     )
     try:
-        # An agent that only acts needs no replay memory (a DQN Atari preset's is 5.3 GiB).
+        # An agent that only acts needs no replay memory (2.6 GiB in DQN's Atari preset): a
+        # one-transition buffer, and the checkpoint's replay arrays are never read.
         acting = dataclasses.replace(cfg, buffer_size=1) if hasattr(cfg, "buffer_size") else cfg
         agent = build_agent(spec.agent, acting, env, spec.seed)
-        arrays = {k: v for k, v in arrays.items() if not k.startswith("replay/")}
-        meta = {k: v for k, v in meta.items() if not k.startswith("replay/")}
+        meta = {k: v for k, v in meta.items() if not k.startswith(REPLAY)}
         agent.load_state(arrays, meta, str(origin))
         norm = {k[5:]: v for k, v in arrays.items() if k.startswith("norm/")}
         if norm:

@@ -228,8 +228,8 @@ def _is_atari(spec: Any) -> bool:
 
 def samples_in_evaluation(env_id: str, atari_wrapper: bool = True) -> bool:
     """Whether evaluation samples actions by default: on Atari games with the preprocessing,
-    as RL Zoo evaluates them. A greedy agent can stall there: one that never presses FIRE
-    after a lost life in Breakout plays on to the 108,000-frame cap."""
+    as RL Zoo evaluates them. A greedy agent can stall there, in a state where its best action
+    changes nothing, and play on to the 108,000-frame cap."""
     return atari_wrapper and _is_atari(resolve(env_id))
 
 

@@ -77,10 +77,10 @@ def settings(spec: Any, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
 class AtariVec:
     """ale-py's ``AtariVectorEnv`` with the preprocessing above, for training or evaluation.
 
-    A Gymnasium vector env (next-step autoreset) whose ``step`` info holds two
+    A Gymnasium vector env (next-step autoreset) whose ``step`` info holds three
     arrays :class:`~kerasdojo.envs.wrappers.VecEnv` reads: ``raw_reward`` (the
-    game's score, for episode statistics) and ``was_reset`` (this call reset a
-    finished game and ignored its action), and ``fire_forced`` (this call
+    game's score, for episode statistics), ``was_reset`` (this call reset a
+    finished game and ignored its action) and ``fire_forced`` (this call
     pressed FIRE after a lost life in place of the agent's action). In training
     a lost life terminates the episode without a reset: the game plays on.
     """

@@ -174,6 +174,8 @@ class VecEnv(EpisodeStats):
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, np.int64)
         self._prev_done = np.zeros(self.num_envs, bool)
+        # The last step's reset calls alone (step's mask also holds Atari's forced FIRE calls).
+        self.restarted = np.zeros(self.num_envs, bool)
         EpisodeStats.__init__(self)
 
     # ------------------------------------------------------------------ encoding
@@ -194,6 +196,7 @@ class VecEnv(EpisodeStats):
         self._returns[:] = 0
         self._lengths[:] = 0
         self._prev_done[:] = False
+        self.restarted = np.zeros(self.num_envs, bool)
         self.obs = self.observation(obs)
         return self.obs
 
@@ -221,10 +224,11 @@ class VecEnv(EpisodeStats):
             self._lengths[was_reset] = 0
             self._returns += np.asarray(info.get("raw_reward", reward), np.float64)
             self._lengths += ~was_reset
+            self.restarted = was_reset
             # A call that pressed FIRE after a lost life is part of the game, but not the agent's.
             was_reset = was_reset | np.asarray(info.get("fire_forced", False), bool)
         else:
-            was_reset = self._prev_done
+            was_reset = self.restarted = self._prev_done
             self._returns += reward
             self._lengths += ~was_reset
             if done.any():

@@ -74,8 +74,8 @@ def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str
     frames = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
     assert policy.predict(frames, verbose=0).shape == (3, 6)
     if agent == "dqn":
-        # Evaluating needs no replay memory: not even from a checkpoint that holds the buffer
-        # (2,000 stacks, 54 MiB), on a machine with 16 MiB available.
+        # Evaluating builds no replay buffer, even from a checkpoint that holds one (2,000
+        # stacks, 54 MiB): the memory check would refuse it with 16 MiB available.
         from kerasdojo.agents import buffers
 
         monkeypatch.setattr(buffers, "available_memory", lambda: 16 * 2**20)

@@ -129,6 +129,20 @@ def test_fire_is_pressed_after_a_lost_life_so_a_noop_agent_still_finishes_breako
                 break
         # the agent learns from neither the forced serves nor the restart; the statistics see one game
         assert ended == 5 and dropped == 5 and env.episodes == 1 and env.episode_lengths[0] > 5 * 20
+        env.close()
+
+        # Evaluation counts the served steps as part of the game, as the statistics do.
+        from kerasdojo.agents.evaluation import evaluate
+
+        class Noop:
+            def act(self, obs, deterministic):
+                return np.zeros(len(obs), np.int64)
+
+        env = envs.make_vec("ALE/Breakout-v5", 1, seed=0, training=False)
+        _, lengths = evaluate(Noop(), env, 1, seed=0)
+        env.step(np.zeros(1, np.int64))  # the restart closes the game in the statistics
+        assert list(env.episode_lengths) == lengths
+        env.close()
     finally:
         vec.close()
         ref.close()
