@@ -17,8 +17,8 @@ evaluation of 30 games with sampled actions and 10 with greedy ones; writes the 
 ``kerasdojo train ALE/Breakout-v5 --agent ppo --eval-every 100000`` (and resumed) instead.
 
     python benchmarks/atari.py                   # speed, 100k steps each
-    python benchmarks/atari.py learn             # the 1M-step learning run (about 45 min on 2 cores)
-    python benchmarks/atari.py learn --from-run runs/ALE-Breakout-v5__ppo__s0__...
+    python benchmarks/atari.py learn             # the 1M-step learning run (about 30 min on 2 cores)
+    python benchmarks/atari.py learn --from-run runs/ALE-Breakout-v5__ppo__s0__... --compare OLD_RUN=label
 """
 
 from __future__ import annotations
@@ -160,8 +160,9 @@ def learn(args: argparse.Namespace) -> None:
 
     from kerasdojo.agents import session as sessions
 
+    compare = [(Path(p.split("=", 1)[0]), p.split("=", 1)[1] if "=" in p else Path(p).name) for p in args.compare]
     if args.from_run:
-        report([Path(p) for p in args.from_run])
+        report([Path(p) for p in args.from_run], compare)
         return
     out_dir = Path(args.runs) if args.runs else Path(tempfile.mkdtemp())
     spec = sessions.TrainSpec(
@@ -170,11 +171,26 @@ def learn(args: argparse.Namespace) -> None:
     session = sessions.start(spec, out_dir)
     print("run directory:", session.run.path, flush=True)
     session.train()
-    report([session.run.path])
+    report([session.run.path], compare)
 
 
-def report(runs: list[Path]) -> None:
-    """The curves (PNG), a final evaluation of 30 games per run and the RESULTS section of PPO Breakout runs."""
+def curves(run: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """A run's ``rollout/ep_rew_mean`` and in-run evaluation curves from its progress.csv."""
+    from kerasdojo.runs import read_progress
+
+    rows = read_progress(run / "progress.csv")
+    evals = [(int(r["time/total_timesteps"]), float(r["eval/mean_reward"])) for r in rows if r.get("eval/mean_reward")]
+    train = [
+        (int(r["time/total_timesteps"]), float(r["rollout/ep_rew_mean"]))
+        for r in rows
+        if r.get("rollout/ep_rew_mean") not in (None, "", "nan")
+    ]
+    return train, evals
+
+
+def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
+    """The curves (PNG), a final evaluation of 30 games per run and the RESULTS section of PPO Breakout
+    runs; ``compare``: (run, label) pairs of earlier runs drawn beside them, curves only (not evaluated)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,14 +211,7 @@ def report(runs: list[Path]) -> None:
         how = "greedy" if in_run.get("deterministic", True) else "sampled"
         final = sessions.evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
         greedy = sessions.evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
-        evals = [
-            (int(r["time/total_timesteps"]), float(r["eval/mean_reward"])) for r in rows if r.get("eval/mean_reward")
-        ]
-        train = [
-            (int(r["time/total_timesteps"]), float(r["rollout/ep_rew_mean"]))
-            for r in rows
-            if r.get("rollout/ep_rew_mean") not in (None, "", "nan")
-        ]
+        train, evals = curves(run)
         c = f"C{2 * i}"
         name = f"{math}, seed {spec.seed}"
         if train:
@@ -220,6 +229,13 @@ def report(runs: list[Path]) -> None:
             f"greedy actions: {greedy.mean_reward:.1f} ± {greedy.std_reward:.1f} (mean length "
             f"{greedy.mean_ep_length:,.0f} steps against {final.mean_ep_length:,.0f}).",
         ]
+    for j, (run, label) in enumerate(compare):
+        train, evals = curves(run)
+        c = f"C{2 * (len(runs) + j) + 1}"
+        if train:
+            ax.plot(*zip(*train, strict=True), lw=1, alpha=0.4, c=c, label=f"{label}: rollout/ep_rew_mean")
+        if evals:
+            ax.plot(*zip(*evals, strict=True), "o--", lw=1.5, c=c, label=f"{label}: eval (10 games)")
     ax.axhline(20, ls="--", c="gray", lw=1, label="target 20")
     ax.set_xlabel("env steps")
     ax.set_ylabel("game score")
@@ -260,6 +276,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default=None, help="keep the learning run here (default: a temp dir)")
     parser.add_argument("--from-run", nargs="+", default=None, help="learn: report these finished runs instead")
+    parser.add_argument(
+        "--compare", nargs="+", default=[], help="learn: earlier runs (DIR or DIR=label) to draw beside, curves only"
+    )
     args = parser.parse_args()
     speed(args) if args.mode == "speed" else learn(args)
 
