@@ -309,11 +309,12 @@ def collect(
 
     ``choose(obs, i)`` gives ``(actions for the env, actions to store)`` for the
     ``i``-th vector step. Calls that ignored the action (``was_reset``: a reset,
-    or Atari's FIRE after a lost life) are not stored. The step that ends an episode returns the episode's true last
-    observation, so a truncated episode's last transition is stored with that
-    observation and ``terminated=False``: it bootstraps from ``V(o_T)``, never from
-    the next episode's first observation. ``on_done(mask)``, if given, hears which
-    envs ended an episode (to reset exploration noise).
+    or Atari's FIRE after a lost life) are not stored. The step that ends an
+    episode returns the episode's true last observation, so a truncated
+    episode's last transition is stored with that observation and
+    ``terminated=False``: it bootstraps from ``V(o_T)``, never from the next
+    episode's first observation. ``on_done(mask)``, if given, hears which envs
+    ended an episode (to reset exploration noise).
     """
     for i in range(vector_steps):
         env_actions, stored = choose(obs, i)

@@ -6,9 +6,10 @@ The conventions are those RL Zoo's Atari presets were tuned with (SB3's
 
 * up to 30 no-op actions at reset, and FIRE for games that need it (the ones
   whose action 1 is FIRE, Breakout's serve) at reset and on the step after a
-  lost life, as SB3's ``FireResetEnv`` under ``EpisodicLifeEnv`` does: the
-  agent never has to learn to serve. That forced step's action is the env's,
-  so agents drop its transition (``fire_forced`` in the step info);
+  lost life, much as SB3's ``FireResetEnv`` under ``EpisodicLifeEnv`` (which
+  plays NOOP, FIRE and action 2 inside its reset): the agent never has to
+  learn to serve. That forced step's action is the env's, so agents drop its
+  transition (``fire_forced`` in the step info);
 * frame skip 4 (one agent step = 4 emulator frames) with a max over the last two;
 * 84x84 grayscale frames, the last 4 stacked: observations are ``uint8`` arrays
   shaped ``(4, 84, 84)``, channels first, the layout ale-py and Gymnasium's
@@ -120,7 +121,7 @@ class AtariVec:
         self._frame = np.zeros(num_envs, np.int64)
         self._lives = np.zeros(num_envs, np.int64)
         self._fire_next = np.zeros(num_envs, bool)
-        self._fire = needs_fire_id(spec.id, s["full_action_space"])
+        self._fire = fires(action_meanings(spec, s["full_action_space"]))
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
@@ -186,20 +187,13 @@ def _fire_reset_wrapper() -> Any:
 FIRE = 1  # the action index of FIRE in the games that need it
 
 
-def needs_fire(env: Any) -> bool:
+def fires(meanings: list[str]) -> bool:
     """Whether a game waits for FIRE to start (and to serve after a lost life): action 1 is FIRE."""
-    meanings = env.unwrapped.get_action_meanings()
     return len(meanings) >= 3 and meanings[FIRE] == "FIRE"
 
 
-def needs_fire_id(env_id: str, full_action_space: bool = False) -> bool:
-    import gymnasium as gym
-
-    env = gym.make(env_id, full_action_space=full_action_space)
-    try:
-        return needs_fire(env)
-    finally:
-        env.close()
+def needs_fire(env: Any) -> bool:
+    return fires(env.unwrapped.get_action_meanings())
 
 
 def make_single(
@@ -242,10 +236,10 @@ def make_single(
     return env
 
 
-def action_meanings(spec: Any) -> list[str]:
+def action_meanings(spec: Any, full_action_space: bool = False) -> list[str]:
     import gymnasium as gym
 
-    env = gym.make(spec.id)
+    env = gym.make(spec.id, full_action_space=full_action_space)
     try:
         return list(env.unwrapped.get_action_meanings())
     finally:
