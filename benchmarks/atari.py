@@ -192,6 +192,7 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
     """The curves (PNG), a final evaluation of 30 games per run and the RESULTS section of PPO Breakout
     runs; ``compare``: (run, label) pairs of earlier runs drawn beside them, curves only (not evaluated)."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -202,18 +203,24 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
 
     fig, ax = plt.subplots(figsize=(9, 5))
     lines = []
+    finals: dict[tuple[float, int], list[tuple[int, float]]] = {}  # (sticky, budget) -> [(seed, final mean)]
     for i, run in enumerate(runs):
         rows = read_progress(run / "progress.csv")
         _, spec, cfg = sessions.open_run(run)
         steps, seconds = int(rows[-1]["time/total_timesteps"]), float(rows[-1]["time/train_seconds"])
-        math = cnn_precision(cfg.precision)[0]  # auto: what this machine picks (the one that trained it)
         in_run = json.loads((run / "eval.json").read_text())
+        # Runs before eval.json said it: what precision=auto picks on this machine (the one that trained them).
+        math = in_run.get("precision") or cnn_precision(cfg.precision)[0]
         how = "greedy" if in_run.get("deterministic", True) else "sampled"
         final = sessions.evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
         greedy = sessions.evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
         train, evals = curves(run)
         c = f"C{2 * i}"
-        name = f"{math}, seed {spec.seed}"
+        sticky = float(spec.env_kwargs.get("repeat_action_probability", 0.25))
+        finals.setdefault((sticky, cfg.total_steps), []).append((spec.seed, final.mean_reward))
+        name = f"{math}, seed {spec.seed}" + ("" if sticky == 0.25 else f", sticky actions {sticky:g}")
+        if cfg.total_steps > steps:  # a longer run stopped early (Ctrl-C): its schedules span the whole budget
+            name += f", stopped at {steps / 1e6:.1f}M of {cfg.total_steps / 1e6:g}M (lr and clip schedules over it)"
         if train:
             ax.plot(*zip(*train, strict=True), lw=1, alpha=0.5, c=c, label=f"{name}: rollout/ep_rew_mean (100 games)")
         if evals:
@@ -223,12 +230,21 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
         lines += [
             f"- **{name}** (`{run.name}`): {steps:,} steps in {seconds / 60:.1f} min of training "
             f"({steps / seconds:,.0f} steps/s). Evaluations during training (10 whole games, raw score, sticky "
-            f"actions 0.25, {how} actions): {curve}. `rollout/ep_rew_mean` at the end: "
+            f"actions {sticky:g}, {how} actions): {curve}. `rollout/ep_rew_mean` at the end: "
             f"{float(train[-1][1]) if train else float('nan'):.2f}. Final agent, 30 games with sampled actions "
             f"(RL Zoo's Atari convention): **{final.mean_reward:.1f} ± {final.std_reward:.1f}**; 10 games with "
             f"greedy actions: {greedy.mean_reward:.1f} ± {greedy.std_reward:.1f} (mean length "
             f"{greedy.mean_ep_length:,.0f} steps against {final.mean_ep_length:,.0f}).",
         ]
+    for (sticky, budget), scores in finals.items():
+        if len(scores) > 1:
+            means = np.array([m for _, m in scores])
+            each = ", ".join(f"seed {seed}: {m:.1f}" for seed, m in scores)
+            lines.append(
+                f"- **Across {len(scores)} seeds, sticky actions {sticky:g}, {budget:,}-step budget**: final "
+                f"30-game sampled mean "
+                f"**{means.mean():.1f}** (seed-to-seed std {means.std():.1f}; {each})."
+            )
     for j, (run, label) in enumerate(compare):
         train, evals = curves(run)
         c = f"C{2 * (len(runs) + j) + 1}"

@@ -172,9 +172,12 @@ class Session:
         s = self.state
         how = {"step": s.step, "deterministic": self.eval_deterministic, "seed": self.eval_seed}
         best = {"best_mean_reward": s.best_eval, "best_step": s.best_step}
-        self.run.write_json("eval.json", {**dataclasses.asdict(result), **how, **best})
+        # The math the networks ran in (precision=auto picks it per machine, so the config cannot say).
+        used = {"precision": self.agent.precision} if hasattr(self.agent, "precision") else {}
+        self.run.write_json("eval.json", {**dataclasses.asdict(result), **how, **best, **used})
         hparams = {"env_id": self.spec.env_id, "agent": self.spec.agent, "seed": self.spec.seed}
         hparams.update(config_mod.to_dict(self.cfg))
+        hparams.update(used)
         metrics = {"eval/mean_reward": result.mean_reward, "eval/best_mean_reward": s.best_eval or result.mean_reward}
         write_hparams(self.run.path, hparams, metrics, s.step)
 

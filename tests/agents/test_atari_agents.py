@@ -68,6 +68,8 @@ def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str
     eval_json = json.loads((run / "eval.json").read_text())
     assert eval_json["mean_reward"] <= -10  # a whole game of Pong, raw score (an untrained agent loses)
     assert eval_json["deterministic"] is False  # Atari games are evaluated with sampled actions (RL Zoo)
+    assert config["precision"] == "auto"  # as asked; what auto picked on this machine is in eval.json
+    assert eval_json["precision"] == ("mixed_bfloat16" if native_bfloat16()[0] else "float32")
     assert "Final evaluation over 1 episodes (sampled actions)" in resumed.output
     policy = keras.models.load_model(run / "policy.keras")
     assert policy.inputs[0].dtype == "uint8" and tuple(policy.input_shape) == (None, 4, 84, 84)
