@@ -196,22 +196,24 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     from kerasdojo.agents import session as sessions
     from kerasdojo.networks import cnn_precision
     from kerasdojo.runs import read_progress
 
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(13, 5.5))
     lines = []
     finals: dict[tuple[float, int], list[tuple[int, float]]] = {}  # (sticky, budget) -> [(seed, final mean)]
     for i, run in enumerate(runs):
         rows = read_progress(run / "progress.csv")
         _, spec, cfg = sessions.open_run(run)
         steps, seconds = int(rows[-1]["time/total_timesteps"]), float(rows[-1]["time/train_seconds"])
-        in_run = json.loads((run / "eval.json").read_text())
+        # eval.json comes with the final evaluation: a run stopped early (Ctrl-C) has none.
+        in_run = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else {}
         # Runs before eval.json said it: what precision=auto picks on this machine (the one that trained them).
         math = in_run.get("precision") or cnn_precision(cfg.precision)[0]
-        how = "greedy" if in_run.get("deterministic", True) else "sampled"
+        how = "greedy" if in_run.get("deterministic", sessions.greedy_evaluation(spec, cfg)) else "sampled"
         final = sessions.evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
         greedy = sessions.evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
         train, evals = curves(run)
@@ -222,10 +224,10 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
         if cfg.total_steps > steps:  # a longer run stopped early (Ctrl-C): its schedules span the whole budget
             name += f", stopped at {steps / 1e6:.1f}M of {cfg.total_steps / 1e6:g}M (lr and clip schedules over it)"
         if train:
-            ax.plot(*zip(*train, strict=True), lw=1, alpha=0.5, c=c, label=f"{name}: rollout/ep_rew_mean (100 games)")
+            ax.plot(*zip(*train, strict=True), lw=1, alpha=0.5, c=c)
         if evals:
-            ax.plot(*zip(*evals, strict=True), "o-", lw=2, c=c, label=f"{name}: eval (10 games, {how} actions)")
-        ax.plot([steps], [final.mean_reward], "s", ms=9, c=c, mec="k", label=f"{name}: final, 30 games sampled")
+            ax.plot(*zip(*evals, strict=True), "o-", lw=2, c=c, label=name)
+        ax.plot([steps], [final.mean_reward], "s", ms=9, c=c, mec="k")
         curve = ", ".join(f"{s // 1000}k: {v:.1f}" for s, v in evals)
         lines += [
             f"- **{name}** (`{run.name}`): {steps:,} steps in {seconds / 60:.1f} min of training "
@@ -249,14 +251,21 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
         train, evals = curves(run)
         c = f"C{2 * (len(runs) + j) + 1}"
         if train:
-            ax.plot(*zip(*train, strict=True), lw=1, alpha=0.4, c=c, label=f"{label}: rollout/ep_rew_mean")
+            ax.plot(*zip(*train, strict=True), lw=1, alpha=0.4, c=c)
         if evals:
-            ax.plot(*zip(*evals, strict=True), "o--", lw=1.5, c=c, label=f"{label}: eval (10 games)")
+            ax.plot(*zip(*evals, strict=True), "o--", lw=1.5, c=c, label=label)
     ax.axhline(20, ls="--", c="gray", lw=1, label="target 20")
     ax.set_xlabel("env steps")
     ax.set_ylabel("game score")
     ax.set_title(f"kerasdojo PPO on {ENV}, Atari preset")
-    ax.legend(fontsize=8)
+    # One entry per run (its colour), then what each mark is; outside the axes, off the curves.
+    marks = [
+        Line2D([], [], c="k", lw=1, alpha=0.5, label="rollout/ep_rew_mean (100 training games)"),
+        Line2D([], [], c="k", lw=2, marker="o", label="evaluation during training (10 games)"),
+        Line2D([], [], c="k", ls="", marker="s", ms=9, label="final agent, 30 games, sampled actions"),
+    ]
+    handles = ax.get_legend_handles_labels()[0] + marks
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     png = HERE / "atari_breakout_ppo.png"
     fig.savefig(png, dpi=100)
