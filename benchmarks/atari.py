@@ -204,7 +204,7 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
 
     fig, ax = plt.subplots(figsize=(13, 5.5))
     lines = []
-    finals: dict[tuple[float, int], list[tuple[int, float]]] = {}  # (sticky, budget) -> [(seed, final mean)]
+    finals: dict[tuple[str, float, int], dict[int, float]] = {}  # (precision, sticky, budget) -> {seed: final mean}
     for i, run in enumerate(runs):
         rows = read_progress(run / "progress.csv")
         _, spec, cfg = sessions.open_run(run)
@@ -217,9 +217,10 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
         final = sessions.evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
         greedy = sessions.evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
         train, evals = curves(run)
-        c = f"C{2 * i}"
+        c = plt.cm.tab20(2 * i % 20)
         sticky = float(spec.env_kwargs.get("repeat_action_probability", 0.25))
-        finals.setdefault((sticky, cfg.total_steps), []).append((spec.seed, final.mean_reward))
+        if steps >= cfg.total_steps:  # finished runs only: a stopped one is not its budget's result
+            finals.setdefault((math, sticky, cfg.total_steps), {})[spec.seed] = final.mean_reward
         name = f"{math}, seed {spec.seed}" + ("" if sticky == 0.25 else f", sticky actions {sticky:g}")
         if cfg.total_steps > steps:  # a longer run stopped early (Ctrl-C): its schedules span the whole budget
             name += f", stopped at {steps / 1e6:.1f}M of {cfg.total_steps / 1e6:g}M (lr and clip schedules over it)"
@@ -227,7 +228,7 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
             ax.plot(*zip(*train, strict=True), lw=1, alpha=0.5, c=c)
         if evals:
             ax.plot(*zip(*evals, strict=True), "o-", lw=2, c=c, label=name)
-        ax.plot([steps], [final.mean_reward], "s", ms=9, c=c, mec="k")
+        ax.plot([steps], [final.mean_reward], "s", ms=9, c=c, mec="k", label=None if evals else name)
         curve = ", ".join(f"{s // 1000}k: {v:.1f}" for s, v in evals)
         lines += [
             f"- **{name}** (`{run.name}`): {steps:,} steps in {seconds / 60:.1f} min of training "
@@ -238,20 +239,20 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
             f"greedy actions: {greedy.mean_reward:.1f} ± {greedy.std_reward:.1f} (mean length "
             f"{greedy.mean_ep_length:,.0f} steps against {final.mean_ep_length:,.0f}).",
         ]
-    for (sticky, budget), scores in finals.items():
+    for (math, sticky, budget), scores in finals.items():
         if len(scores) > 1:
-            means = np.array([m for _, m in scores])
-            each = ", ".join(f"seed {seed}: {m:.1f}" for seed, m in scores)
+            means = np.array(list(scores.values()))
+            each = ", ".join(f"seed {seed}: {m:.1f}" for seed, m in scores.items())
             lines.append(
-                f"- **Across {len(scores)} seeds, sticky actions {sticky:g}, {budget:,}-step budget**: final "
+                f"- **Across {len(scores)} seeds, {math}, sticky actions {sticky:g}, {budget:,}-step budget**: final "
                 f"30-game sampled mean "
-                f"**{means.mean():.1f}** (seed-to-seed std {means.std():.1f}; {each})."
+                f"**{means.mean():.1f}** (seed-to-seed sample std {means.std(ddof=1):.1f}; {each})."
             )
     for j, (run, label) in enumerate(compare):
         train, evals = curves(run)
-        c = f"C{2 * (len(runs) + j) + 1}"
+        c = plt.cm.tab20((2 * (len(runs) + j) + 1) % 20)
         if train:
-            ax.plot(*zip(*train, strict=True), lw=1, alpha=0.4, c=c)
+            ax.plot(*zip(*train, strict=True), lw=1, alpha=0.4, c=c, label=None if evals else label)
         if evals:
             ax.plot(*zip(*evals, strict=True), "o--", lw=1.5, c=c, label=label)
     ax.axhline(20, ls="--", c="gray", lw=1, label="target 20")
