@@ -175,6 +175,7 @@ class Agent:
         self.n_updates = 0
         self.obs: np.ndarray | None = None
         self.notes: list[str] = []  # one-line facts the CLI prints at start (replay memory)
+        self.precision = "float32"  # the networks' dtype policy (CNN agents may pick mixed_bfloat16)
 
     # ------------------------------------------------------------------ interface
     def begin(self, env: Any) -> None:

@@ -173,7 +173,7 @@ class Session:
         how = {"step": s.step, "deterministic": self.eval_deterministic, "seed": self.eval_seed}
         best = {"best_mean_reward": s.best_eval, "best_step": s.best_step}
         # The math the networks ran in (precision=auto picks it per machine, so the config cannot say).
-        used = {"precision": self.agent.precision} if hasattr(self.agent, "precision") else {}
+        used = {"precision": self.agent.precision}
         self.run.write_json("eval.json", {**dataclasses.asdict(result), **how, **best, **used})
         hparams = {"env_id": self.spec.env_id, "agent": self.spec.agent, "seed": self.spec.seed}
         hparams.update(config_mod.to_dict(self.cfg))
