@@ -14,11 +14,18 @@ SB3 needs ``pip install torch==2.13.0 stable-baselines3 opencv-python-headless``
 ``--eval-every`` steps over 10 whole games (raw scores, sticky actions), then a final
 evaluation of 30 games with sampled actions and 10 with greedy ones; writes the curve to
 ``benchmarks/atari_breakout_ppo.png``. ``--from-run DIR`` reports a run made with
-``kerasdojo train ALE/Breakout-v5 --agent ppo --eval-every 100000`` (and resumed) instead.
+``kerasdojo train ALE/Breakout-v5 --agent ppo --eval-every 100000`` (and resumed) instead;
+``--sb3 DIR`` draws and reports ``sb3-learn`` runs beside them.
+
+``sb3-learn``: the reference, SB3's PPO on BreakoutNoFrameskip-v4 with RL Zoo's
+hyperparameters for ``--learn-steps``, evaluated the same way (10 whole games with sampled
+actions every ``--eval-every`` steps, then 30 sampled and 10 greedy games, seed 1000); it
+writes progress.csv, model.zip and sb3_eval.json into ``--runs``.
 
     python benchmarks/atari.py                   # speed, 100k steps each
     python benchmarks/atari.py learn             # the 1M-step learning run (about 30 min on 2 cores)
     python benchmarks/atari.py learn --from-run runs/ALE-Breakout-v5__ppo__s0__... --compare OLD_RUN=label
+    python benchmarks/atari.py sb3-learn --runs sb3_s0    # SB3's PPO for 1M steps (about 55 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -53,39 +60,80 @@ def kerasdojo_speed(algo: str, steps: int, dqn_learning_starts: int) -> dict:
     return {"steps": summary.steps, "train_seconds": summary.train_seconds_total, "wall": wall}
 
 
-def sb3_speed(algo: str, steps: int, dqn_learning_starts: int) -> dict:
+def sb3_env(n_envs: int, seed: int):
+    """SB3's Atari env as RL Zoo trains it: ``make_atari_env`` (Monitor, then ``AtariWrapper``) + 4 stacked frames.
+    The Monitor sits under the wrapper, so ``evaluate_policy`` reads whole-game raw scores from it."""
     import ale_py
     import gymnasium as gym
-    from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.env_util import make_atari_env
     from stable_baselines3.common.vec_env import VecFrameStack
 
     gym.register_envs(ale_py)
+    return VecFrameStack(make_atari_env(SB3_ENV, n_envs=n_envs, seed=seed), n_stack=4)
+
+
+def sb3_ppo(seed: int):
+    """SB3's PPO with RL Zoo's Atari hyperparameters (8 envs, linear lr and clip schedules), on the CPU."""
+    from stable_baselines3 import PPO
 
     def linear(x: float):
         return lambda progress: progress * x
 
+    return PPO(
+        "CnnPolicy",
+        sb3_env(8, seed),
+        n_steps=128,
+        n_epochs=4,
+        batch_size=256,
+        learning_rate=linear(2.5e-4),
+        clip_range=linear(0.1),
+        vf_coef=0.5,
+        ent_coef=0.01,
+        device="cpu",
+        seed=seed,
+    )
+
+
+def sb3_learn(args: argparse.Namespace) -> None:
+    """SB3's PPO on BreakoutNoFrameskip-v4 for ``--learn-steps``, evaluated as kerasdojo's runs are: 10 whole games
+    with sampled actions every ``--eval-every`` steps, then 30 sampled and 10 greedy games (seed 1000). Writes
+    progress.csv (SB3's logger: rollout/ep_rew_mean over whole games, eval/mean_reward) and sb3_eval.json."""
+    import numpy as np
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.logger import configure
+
+    out = Path(args.runs or f"sb3_breakout_ppo_s{args.seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    model = sb3_ppo(seed=args.seed)
+    model.set_logger(configure(str(out), ["csv", "stdout"]))
+    every = EvalCallback(
+        sb3_env(1, 1000), n_eval_episodes=10, eval_freq=max(args.eval_every // 8, 1), deterministic=False, verbose=0
+    )
+    start = time.perf_counter()
+    model.learn(args.learn_steps, callback=every)
+    seconds = time.perf_counter() - start
+    model.save(out / "model.zip")
+    result = {"steps": int(model.num_timesteps), "train_seconds": seconds, "seed": args.seed, "env": SB3_ENV}
+    for name, episodes, greedy in (("sampled", 30, False), ("greedy", 10, True)):
+        scores, lengths = evaluate_policy(
+            model, sb3_env(1, 1000), n_eval_episodes=episodes, deterministic=greedy, return_episode_rewards=True
+        )
+        result[name] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "length": float(np.mean(lengths))}
+        print(f"SB3 PPO final, {episodes} games, {name}: {result[name]['mean']:.1f} +- {result[name]['std']:.1f}")
+    (out / "sb3_eval.json").write_text(json.dumps(result, indent=2))
+
+
+def sb3_speed(algo: str, steps: int, dqn_learning_starts: int) -> dict:
+    from stable_baselines3 import DQN
+
     start = time.perf_counter()
     if algo == "ppo":
-        env = VecFrameStack(make_atari_env(SB3_ENV, n_envs=8, seed=0), n_stack=4)
-        model = PPO(
-            "CnnPolicy",
-            env,
-            n_steps=128,
-            n_epochs=4,
-            batch_size=256,
-            learning_rate=linear(2.5e-4),
-            clip_range=linear(0.1),
-            vf_coef=0.5,
-            ent_coef=0.01,
-            device="cpu",
-            seed=0,
-        )
+        model = sb3_ppo(seed=0)
     else:
-        env = VecFrameStack(make_atari_env(SB3_ENV, n_envs=1, seed=0), n_stack=4)
         model = DQN(
             "CnnPolicy",
-            env,
+            sb3_env(1, 0),
             buffer_size=100_000,
             learning_rate=1e-4,
             batch_size=32,
@@ -162,7 +210,7 @@ def learn(args: argparse.Namespace) -> None:
 
     compare = [(Path(p.split("=", 1)[0]), p.split("=", 1)[1] if "=" in p else Path(p).name) for p in args.compare]
     if args.from_run:
-        report([Path(p) for p in args.from_run], compare)
+        report([Path(p) for p in args.from_run], compare, [Path(p) for p in args.sb3])
         return
     out_dir = Path(args.runs) if args.runs else Path(tempfile.mkdtemp())
     spec = sessions.TrainSpec(
@@ -171,7 +219,7 @@ def learn(args: argparse.Namespace) -> None:
     session = sessions.start(spec, out_dir)
     print("run directory:", session.run.path, flush=True)
     session.train()
-    report([session.run.path], compare)
+    report([session.run.path], compare, [Path(p) for p in args.sb3])
 
 
 def curves(run: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
@@ -188,9 +236,10 @@ def curves(run: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]
     return train, evals
 
 
-def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
+def report(runs: list[Path], compare: list[tuple[Path, str]] = (), sb3: list[Path] = ()) -> None:
     """The curves (PNG), a final evaluation of 30 games per run and the RESULTS section of PPO Breakout
-    runs; ``compare``: (run, label) pairs of earlier runs drawn beside them, curves only (not evaluated)."""
+    runs; ``compare``: (run, label) pairs of earlier runs drawn beside them, curves only (not evaluated);
+    ``sb3``: directories of ``sb3-learn`` runs, drawn and reported with the evaluation they made themselves."""
     import matplotlib
     import numpy as np
 
@@ -204,7 +253,8 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
 
     fig, ax = plt.subplots(figsize=(13, 5.5))
     lines = []
-    finals: dict[tuple[str, float, int], dict[int, float]] = {}  # (precision, sticky, budget) -> {seed: final mean}
+    # (precision, sticky, budget, stopped at or 0) -> {seed: final mean}
+    finals: dict[tuple[str, float, int, int], dict[int, float]] = {}
     for i, run in enumerate(runs):
         rows = read_progress(run / "progress.csv")
         _, spec, cfg = sessions.open_run(run)
@@ -219,8 +269,9 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
         train, evals = curves(run)
         c = plt.cm.tab20(2 * i % 20)
         sticky = float(spec.env_kwargs.get("repeat_action_probability", 0.25))
-        if steps >= cfg.total_steps:  # finished runs only: a stopped one is not its budget's result
-            finals.setdefault((math, sticky, cfg.total_steps), {})[spec.seed] = final.mean_reward
+        # Finished runs by budget; runs stopped early (Ctrl-C) apart, by where they stopped (to 100k steps).
+        stopped = 0 if steps >= cfg.total_steps else round(steps, -5)
+        finals.setdefault((math, sticky, cfg.total_steps, stopped), {})[spec.seed] = final.mean_reward
         name = f"{math}, seed {spec.seed}" + ("" if sticky == 0.25 else f", sticky actions {sticky:g}")
         if cfg.total_steps > steps:  # a longer run stopped early (Ctrl-C): its schedules span the whole budget
             name += f", stopped at {steps / 1e6:.1f}M of {cfg.total_steps / 1e6:g}M (lr and clip schedules over it)"
@@ -239,15 +290,44 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
             f"greedy actions: {greedy.mean_reward:.1f} ± {greedy.std_reward:.1f} (mean length "
             f"{greedy.mean_ep_length:,.0f} steps against {final.mean_ep_length:,.0f}).",
         ]
-    for (math, sticky, budget), scores in finals.items():
+    for (math, sticky, budget, stopped), scores in finals.items():
         if len(scores) > 1:
             means = np.array(list(scores.values()))
             each = ", ".join(f"seed {seed}: {m:.1f}" for seed, m in scores.items())
+            at = f", stopped at {stopped / 1e6:.1f}M" if stopped else ""
             lines.append(
-                f"- **Across {len(scores)} seeds, {math}, sticky actions {sticky:g}, {budget:,}-step budget**: final "
-                f"30-game sampled mean "
+                f"- **Across {len(scores)} seeds, {math}, sticky actions {sticky:g}, {budget:,}-step budget{at}**: "
+                f"final 30-game sampled mean "
                 f"**{means.mean():.1f}** (seed-to-seed sample std {means.std(ddof=1):.1f}; {each})."
             )
+    sb3_finals = {}
+    for j, run in enumerate(sb3):
+        done = json.loads((run / "sb3_eval.json").read_text())
+        train, evals = curves(run)
+        c = plt.cm.tab20b(4 * j % 20)
+        name = f"SB3 PPO, {done['env']}, seed {done['seed']}"
+        if train:
+            ax.plot(*zip(*train, strict=True), lw=1, ls=":", alpha=0.6, c=c)
+        if evals:
+            ax.plot(*zip(*evals, strict=True), "^--", lw=1.5, c=c, label=name)
+        ax.plot([done["steps"]], [done["sampled"]["mean"]], "s", ms=9, c=c, mec="k", label=None if evals else name)
+        sb3_finals[done["seed"]] = done["sampled"]["mean"]
+        curve = ", ".join(f"{s // 1000}k: {v:.1f}" for s, v in evals)
+        lines.append(
+            f"- **{name}** (`{run.name}`, `benchmarks/atari.py sb3-learn`: RL Zoo's hyperparameters, `AtariWrapper`, "
+            f"sticky actions 0, float32 on the CPU): {done['steps']:,} steps in {done['train_seconds'] / 60:.1f} min "
+            f"({done['steps'] / done['train_seconds']:,.0f} steps/s, evaluations included). Evaluations during "
+            f"training (10 whole games, sampled actions): {curve}. `rollout/ep_rew_mean` at the end: "
+            f"{float(train[-1][1]) if train else float('nan'):.2f}. Final agent, 30 games with sampled actions: "
+            f"**{done['sampled']['mean']:.1f} ± {done['sampled']['std']:.1f}**; 10 greedy games: "
+            f"{done['greedy']['mean']:.1f} ± {done['greedy']['std']:.1f}."
+        )
+    if len(sb3_finals) > 1:
+        means = np.array(list(sb3_finals.values()))
+        lines.append(
+            f"- **SB3 across {len(means)} seeds**: final 30-game sampled mean **{means.mean():.1f}** "
+            f"(sample std {means.std(ddof=1):.1f})."
+        )
     for j, (run, label) in enumerate(compare):
         train, evals = curves(run)
         c = plt.cm.tab20((2 * (len(runs) + j) + 1) % 20)
@@ -258,7 +338,7 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = ()) -> None:
     ax.axhline(20, ls="--", c="gray", lw=1, label="target 20")
     ax.set_xlabel("env steps")
     ax.set_ylabel("game score")
-    ax.set_title(f"kerasdojo PPO on {ENV}, Atari preset")
+    ax.set_title(f"kerasdojo PPO on {ENV}, Atari preset" + (f", beside SB3's PPO on {SB3_ENV}" if sb3 else ""))
     # One entry per run (its colour), then what each mark is; outside the axes, off the curves.
     marks = [
         Line2D([], [], c="k", lw=1, alpha=0.5, label="rollout/ep_rew_mean (100 training games)"),
@@ -292,7 +372,7 @@ def main() -> None:
         print(json.dumps(fn(algo, steps, starts)))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", default="speed", choices=("speed", "learn"))
+    parser.add_argument("mode", nargs="?", default="speed", choices=("speed", "learn", "sb3-learn"))
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=("ppo", "dqn"))
     parser.add_argument("--dqn-steps", type=int, default=None, help="DQN's steps (default: --steps)")
@@ -305,8 +385,9 @@ def main() -> None:
     parser.add_argument(
         "--compare", nargs="+", default=[], help="learn: earlier runs (DIR or DIR=label) to draw beside, curves only"
     )
+    parser.add_argument("--sb3", nargs="+", default=[], help="learn: directories of sb3-learn runs to report beside")
     args = parser.parse_args()
-    speed(args) if args.mode == "speed" else learn(args)
+    {"speed": speed, "learn": learn, "sb3-learn": sb3_learn}[args.mode](args)
 
 
 if __name__ == "__main__":
