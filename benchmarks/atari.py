@@ -119,7 +119,8 @@ def sb3_learn(args: argparse.Namespace) -> None:
         scores, lengths = evaluate_policy(
             model, sb3_env(1, 1000), n_eval_episodes=episodes, deterministic=greedy, return_episode_rewards=True
         )
-        result[name] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "length": float(np.mean(lengths))}
+        # Monitor sits under the frame skip: its lengths are emulator frames (4 per agent step).
+        result[name] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "frames": float(np.mean(lengths))}
         print(f"SB3 PPO final, {episodes} games, {name}: {result[name]['mean']:.1f} +- {result[name]['std']:.1f}")
     (out / "sb3_eval.json").write_text(json.dumps(result, indent=2))
 
@@ -236,12 +237,25 @@ def curves(run: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]
     return train, evals
 
 
+def seed_average(setting: str, scores: dict[int, float]) -> list[str]:
+    """The RESULTS line of one setting's final 30-game means across seeds (none for a single seed)."""
+    import numpy as np
+
+    if len(scores) < 2:
+        return []
+    means = np.array(list(scores.values()))
+    each = ", ".join(f"seed {seed}: {m:.1f}" for seed, m in scores.items())
+    return [
+        f"- **Across {len(scores)} seeds, {setting}**: final 30-game sampled mean **{means.mean():.1f}** "
+        f"(seed-to-seed sample std {means.std(ddof=1):.1f}; {each})."
+    ]
+
+
 def report(runs: list[Path], compare: list[tuple[Path, str]] = (), sb3: list[Path] = ()) -> None:
     """The curves (PNG), a final evaluation of 30 games per run and the RESULTS section of PPO Breakout
     runs; ``compare``: (run, label) pairs of earlier runs drawn beside them, curves only (not evaluated);
     ``sb3``: directories of ``sb3-learn`` runs, drawn and reported with the evaluation they made themselves."""
     import matplotlib
-    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -291,15 +305,8 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = (), sb3: list[Pat
             f"{greedy.mean_ep_length:,.0f} steps against {final.mean_ep_length:,.0f}).",
         ]
     for (math, sticky, budget, stopped), scores in finals.items():
-        if len(scores) > 1:
-            means = np.array(list(scores.values()))
-            each = ", ".join(f"seed {seed}: {m:.1f}" for seed, m in scores.items())
-            at = f", stopped at {stopped / 1e6:.1f}M" if stopped else ""
-            lines.append(
-                f"- **Across {len(scores)} seeds, {math}, sticky actions {sticky:g}, {budget:,}-step budget{at}**: "
-                f"final 30-game sampled mean "
-                f"**{means.mean():.1f}** (seed-to-seed sample std {means.std(ddof=1):.1f}; {each})."
-            )
+        at = f", stopped at {stopped / 1e6:.1f}M" if stopped else ""
+        lines += seed_average(f"{math}, sticky actions {sticky:g}, {budget:,}-step budget{at}", scores)
     sb3_finals = {}
     for j, run in enumerate(sb3):
         done = json.loads((run / "sb3_eval.json").read_text())
@@ -322,12 +329,7 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = (), sb3: list[Pat
             f"**{done['sampled']['mean']:.1f} ± {done['sampled']['std']:.1f}**; 10 greedy games: "
             f"{done['greedy']['mean']:.1f} ± {done['greedy']['std']:.1f}."
         )
-    if len(sb3_finals) > 1:
-        means = np.array(list(sb3_finals.values()))
-        lines.append(
-            f"- **SB3 across {len(means)} seeds**: final 30-game sampled mean **{means.mean():.1f}** "
-            f"(sample std {means.std(ddof=1):.1f})."
-        )
+    lines += seed_average("SB3 PPO", sb3_finals)
     for j, (run, label) in enumerate(compare):
         train, evals = curves(run)
         c = plt.cm.tab20((2 * (len(runs) + j) + 1) % 20)
