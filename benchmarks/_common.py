@@ -103,11 +103,11 @@ def kerasdojo_run(
     evaluation first reached ``threshold`` (step and training seconds), steps/s and a final evaluation."""
     import tempfile
 
-    from kerasdojo.agents import session as sessions
     from kerasdojo.runs import read_progress
+    from kerasdojo.training.session import TrainSpec, evaluate_run, start
 
     with tempfile.TemporaryDirectory() as tmp:
-        spec = sessions.TrainSpec(
+        spec = TrainSpec(
             env_id,
             algo,
             seed=seed,
@@ -118,10 +118,10 @@ def kerasdojo_run(
             native=native,
             overrides=overrides or {},
         )
-        session = sessions.start(spec, tmp)
+        session = start(spec, tmp)
         summary = session.train()
         rows = read_progress(session.run.path / "progress.csv")
-        final = sessions.evaluate_run(session.run.path, episodes=final_episodes, seed=final_seed).result
+        final = evaluate_run(session.run.path, episodes=final_episodes, seed=final_seed).result
     reached_step = reached_seconds = None
     for row in rows:
         if row.get("eval/mean_reward") and float(row["eval/mean_reward"]) >= threshold:
@@ -142,8 +142,8 @@ def kerasdojo_run(
 def vector_eval(env_id: str, predict, episodes: int, seed: int) -> tuple[float, float]:
     """Mean and std return of ``episodes`` deterministic episodes, through kerasdojo's own
     evaluation loop and vector env, so that every library is evaluated the same way."""
-    from kerasdojo.agents.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
     from kerasdojo.envs import make_vec
+    from kerasdojo.training.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
 
     class Policy:
         def act(self, obs, deterministic=True):

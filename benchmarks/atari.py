@@ -46,15 +46,15 @@ SB3_ENV = "BreakoutNoFrameskip-v4"
 def kerasdojo_speed(algo: str, steps: int, dqn_learning_starts: int) -> dict:
     import tempfile
 
-    from kerasdojo.agents import session as sessions
+    from kerasdojo.training.session import TrainSpec, start
 
     overrides = {"learning_starts": dqn_learning_starts} if algo == "dqn" else {}
     with tempfile.TemporaryDirectory() as tmp:
-        spec = sessions.TrainSpec(
+        spec = TrainSpec(
             ENV, algo, seed=0, total_steps=steps, eval_every=0, eval_episodes=1, save_every=0, overrides=overrides
         )
         start = time.perf_counter()
-        session = sessions.start(spec, tmp)
+        session = start(spec, tmp)
         summary = session.train()
         wall = time.perf_counter() - start
     return {"steps": summary.steps, "train_seconds": summary.train_seconds_total, "wall": wall}
@@ -207,17 +207,17 @@ def learn(args: argparse.Namespace) -> None:
     """Train PPO on Breakout (or, with ``--from-run``, take finished runs) and report it."""
     import tempfile
 
-    from kerasdojo.agents import session as sessions
+    from kerasdojo.training.session import TrainSpec, start
 
     compare = [(Path(p.split("=", 1)[0]), p.split("=", 1)[1] if "=" in p else Path(p).name) for p in args.compare]
     if args.from_run:
         report([Path(p) for p in args.from_run], compare, [Path(p) for p in args.sb3])
         return
     out_dir = Path(args.runs) if args.runs else Path(tempfile.mkdtemp())
-    spec = sessions.TrainSpec(
+    spec = TrainSpec(
         ENV, "ppo", seed=args.seed, total_steps=args.learn_steps, eval_every=args.eval_every, eval_episodes=10
     )
-    session = sessions.start(spec, out_dir)
+    session = start(spec, out_dir)
     print("run directory:", session.run.path, flush=True)
     session.train()
     report([session.run.path], compare, [Path(p) for p in args.sb3])
@@ -261,9 +261,10 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = (), sb3: list[Pat
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from kerasdojo.agents import session as sessions
     from kerasdojo.networks import cnn_precision
     from kerasdojo.runs import read_progress
+    from kerasdojo.training.session import evaluate_run, open_run
+    from kerasdojo.training.spec import greedy_evaluation
 
     fig, ax = plt.subplots(figsize=(13, 5.5))
     lines = []
@@ -271,15 +272,15 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = (), sb3: list[Pat
     finals: dict[tuple[str, float, int, int], dict[int, float]] = {}
     for i, run in enumerate(runs):
         rows = read_progress(run / "progress.csv")
-        _, spec, cfg = sessions.open_run(run)
+        _, spec, cfg = open_run(run)
         steps, seconds = int(rows[-1]["time/total_timesteps"]), float(rows[-1]["time/train_seconds"])
         # eval.json comes with the final evaluation: a run stopped early (Ctrl-C) has none.
         in_run = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else {}
         # Runs before eval.json said it: what precision=auto picks on this machine (the one that trained them).
         math = in_run.get("precision") or cnn_precision(cfg.precision)[0]
-        how = "greedy" if in_run.get("deterministic", sessions.greedy_evaluation(spec, cfg)) else "sampled"
-        final = sessions.evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
-        greedy = sessions.evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
+        how = "greedy" if in_run.get("deterministic", greedy_evaluation(spec, cfg)) else "sampled"
+        final = evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
+        greedy = evaluate_run(run, episodes=10, seed=1000, deterministic=True).result
         train, evals = curves(run)
         c = plt.cm.tab20(2 * i % 20)
         sticky = float(spec.env_kwargs.get("repeat_action_probability", 0.25))

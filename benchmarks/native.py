@@ -108,8 +108,8 @@ def throughput_worker(n_envs_list: list[int]) -> dict:
     import time
 
     from kerasdojo import backend
-    from kerasdojo.agents import session as sessions
     from kerasdojo.envs import native
+    from kerasdojo.training.session import TrainSpec, start
 
     tf = backend.tf()
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
@@ -124,8 +124,8 @@ def throughput_worker(n_envs_list: list[int]) -> dict:
         )
     with tempfile.TemporaryDirectory() as tmp:
         for label, overrides in configs:
-            spec = sessions.TrainSpec("CartPole-v1", "ppo", native=True, overrides=overrides, save_every=0)
-            session = sessions.start(spec, tmp)
+            spec = TrainSpec("CartPole-v1", "ppo", native=True, overrides=overrides, save_every=0)
+            session = start(spec, tmp)
             agent, env = session.agent, session.env
             agent.begin(env)
             t0 = time.perf_counter()

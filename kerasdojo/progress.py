@@ -89,7 +89,7 @@ class TrainingProgress(Bar):
         super().__init__(total, start, console=console, disable=disable)
 
     def report(self, state: Any, ep_rew_mean: float) -> None:
-        """A :data:`~kerasdojo.agents.hooks.ProgressCallback`."""
+        """A :data:`~kerasdojo.training.hooks.ProgressCallback`."""
         ret = "-" if ep_rew_mean is None or math.isnan(ep_rew_mean) else f"{ep_rew_mean:.1f}"
         text = f"{state.fps:,.0f} steps/s  return {ret}"
         if state.last_eval is not None:

@@ -7,8 +7,8 @@ import pytest
 from kerasdojo import config
 from kerasdojo.agents.dqn import DQNConfig
 from kerasdojo.agents.ppo import PPOConfig
-from kerasdojo.agents.session import resolve_config
 from kerasdojo.errors import DojoError
+from kerasdojo.training.session import resolve_config
 
 
 def test_apply_parses_strings_to_field_types() -> None:

@@ -94,7 +94,7 @@ def test_precision_auto_follows_native_bfloat16(monkeypatch) -> None:
 
 def test_auto_precision_is_bfloat16_for_the_nature_cnn_only(monkeypatch) -> None:
     from kerasdojo import backend
-    from kerasdojo.agents.base import cnn_precision
+    from kerasdojo.agents.speed import cnn_precision
 
     monkeypatch.setattr(backend, "native_bfloat16", lambda: (True, "the CPU has AVX512_BF16"))
     notes: list[str] = []

@@ -21,9 +21,17 @@ class AgentInfo:
     cls: str
     summary: str
     action_spaces: tuple[str, ...]
+    native: str = ""  # "module:Class" of its trainer compiled end to end on TF-native envs (--native)
 
-    def load(self) -> Any:
-        return getattr(importlib.import_module(self.module), self.cls)
+    def load(self, native: bool = False) -> Any:
+        """The agent class (``native``: its compiled trainer; a DojoError when it has none)."""
+        if not native:
+            return getattr(importlib.import_module(self.module), self.cls)
+        if not self.native:
+            able = " and ".join(n for n, info in REGISTRY.items() if info.native)
+            raise DojoError(f"--native trains {able}; {self.name} has no compiled trainer yet")
+        module, cls = self.native.split(":")
+        return getattr(importlib.import_module(module), cls)
 
 
 REGISTRY: dict[str, AgentInfo] = {
@@ -35,6 +43,7 @@ REGISTRY: dict[str, AgentInfo] = {
             "PPO",
             "Proximal Policy Optimization: clipped surrogate, GAE, vector envs (Schulman et al. 2017)",
             ("Discrete", "Box"),
+            native="kerasdojo.agents.native:NativePPO",
         ),
         AgentInfo(
             "dqn",
@@ -42,6 +51,7 @@ REGISTRY: dict[str, AgentInfo] = {
             "DQN",
             "Deep Q-Network with replay, target network, Double DQN, optional dueling head (Mnih et al. 2015)",
             ("Discrete",),
+            native="kerasdojo.agents.native:NativeDQN",
         ),
         AgentInfo(
             "a2c",

@@ -2,7 +2,7 @@
 
 Reads top to bottom: config, the optimizer, and the update. Each call collects
 ``n_steps`` steps from every env (networks, acting and GAE are shared with PPO,
-:mod:`kerasdojo.agents.actor_critic`) and takes one gradient step on the whole
+:mod:`kerasdojo.agents.onpolicy`) and takes one gradient step on the whole
 rollout: ``-A * log pi(a|s) + vf_coef * (R - V(s))^2 - ent_coef * H``, with the
 global gradient norm clipped.
 
@@ -20,13 +20,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend
-from kerasdojo.agents.actor_critic import ActorCritic, ActorCriticConfig
-from kerasdojo.agents.base import compiled, schedule, use_xla
+from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig
+from kerasdojo.agents.rules import mask_weights, normalize_advantages, schedule
+from kerasdojo.agents.speed import compiled, use_xla
 from kerasdojo.config import option
 
 
 @dataclasses.dataclass(frozen=True)
-class A2CConfig(ActorCriticConfig):
+class A2CConfig(OnPolicyConfig):
     """A2C hyperparameters (names and defaults follow Stable-Baselines3)."""
 
     kind: ClassVar[str] = "a2c"
@@ -43,7 +44,7 @@ class A2CConfig(ActorCriticConfig):
     rms_prop_alpha: float = option(0.99, "RMSprop decay of the squared-gradient average.", low=0, high=1)
 
 
-class A2C(ActorCritic):
+class A2C(OnPolicyActorCritic):
     name = "a2c"
     Config = A2CConfig
 
@@ -84,15 +85,13 @@ class A2C(ActorCritic):
         return cfg.n_steps * env.num_envs, metrics
 
     # ------------------------------------------------------------------ the update (compiled)
-    def _update_step(self, obs: Any, actions: Any, advantages: Any, returns: Any, mask: Any) -> dict[str, Any]:
-        """One gradient step on the whole rollout; reset calls (mask 0) carry no weight."""
+    def _update_step(self, obs: Any, actions: Any, advantages: Any, returns: Any, valid: Any) -> dict[str, Any]:
+        """One gradient step on the whole rollout; reset calls (not valid) carry no weight."""
         tf = backend.tf()
         cfg = self.cfg
-        weight = mask / tf.maximum(tf.reduce_sum(mask), 1.0)
+        weight = mask_weights(valid)
         if cfg.normalize_advantage:
-            mean = tf.reduce_sum(weight * advantages)
-            std = tf.sqrt(tf.reduce_sum(weight * (advantages - mean) ** 2))
-            advantages = (advantages - mean) / (std + 1e-8)
+            advantages = normalize_advantages(advantages, weight)
         with tf.GradientTape() as tape:
             out, value = self.policy_value(obs)
             logp, entropy = self.log_prob_entropy(out, actions)

@@ -1,11 +1,7 @@
-"""Replay buffer, rollout buffer and generalised advantage estimation (NumPy).
+"""Rollout buffer, replay buffers and collection into them (NumPy).
 
-Conventions for rollouts from Gymnasium 1.x vector envs (next-step autoreset):
-``valid[t, i]`` is False for a call that ignored env ``i``'s action (one that
-only reset it, or an Atari call that served with FIRE after a lost life); on
-the step that ends an episode, the next observation is the true last one, so a
-*truncated* episode bootstraps from ``V(o_{t+1})`` while a *terminated* one
-does not.
+Transitions carry the ``valid`` mask of :mod:`kerasdojo.agents.rules`: False for a
+call that ignored the action (a reset), which no update learns from.
 """
 
 from __future__ import annotations
@@ -16,33 +12,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from kerasdojo.errors import DojoError
-
-
-def compute_gae(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    next_values: np.ndarray,
-    terminated: np.ndarray,
-    truncated: np.ndarray,
-    gamma: float,
-    lam: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Advantages and returns (Schulman et al. 2016), arrays shaped (T, n_envs).
-
-    ``next_values[t]`` is ``V(o_{t+1})``, the value of the observation the step
-    returned. ``delta_t = r_t + gamma * V(o_{t+1}) * (1 - terminated_t) - V(o_t)``
-    and the sum of future deltas stops at any episode end (terminated or truncated).
-    """
-    T = rewards.shape[0]
-    advantages = np.zeros_like(rewards, dtype=np.float32)
-    not_terminal = 1.0 - terminated.astype(np.float32)
-    carry_on = 1.0 - np.logical_or(terminated, truncated).astype(np.float32)
-    deltas = rewards + gamma * next_values * not_terminal - values
-    last = np.zeros(rewards.shape[1:], np.float32)
-    for t in range(T - 1, -1, -1):
-        last = deltas[t] + gamma * lam * carry_on[t] * last
-        advantages[t] = last
-    return advantages, advantages + values
 
 
 class RolloutBuffer:

@@ -16,8 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
-from kerasdojo.agents.base import Agent, AgentConfig, Forward, cnn_precision, compiled, linear, use_xla
+from kerasdojo.agents.acting import Forward
+from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import CompactReplayBuffer, ReplayBuffer, check_replay_memory, collect
+from kerasdojo.agents.rules import collapsed_tau, gradient_steps, linear, polyak
+from kerasdojo.agents.speed import cnn_precision, compiled, repeat, static_steps, use_xla
 from kerasdojo.config import option
 from kerasdojo.errors import DojoError
 
@@ -173,7 +176,7 @@ class DQN(Agent):
             return actions, actions
 
         taken = cfg.train_freq * n_envs
-        n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else taken
+        n_grad = gradient_steps(cfg.gradient_steps, taken)
         updates = step + taken > cfg.learning_starts and n_grad > 0
         overlapped = None
         if updates and cfg.overlap_update and len(self.buffer) > 0:
@@ -208,9 +211,9 @@ class DQN(Agent):
     def _prepare_update(self, n_grad: int) -> tuple[np.ndarray, ...]:
         """Bring the target network up to date; the minibatches of ``n_grad`` gradient steps."""
         # The online net has not changed since the last update, so the target updates due
-        # since then collapse into one: after k Polyak steps target = online + (1 - tau)^k (target - online).
+        # since then collapse into one.
         if self.pending_target_updates:
-            self._sync(np.float32((1.0 - self.cfg.tau) ** self.pending_target_updates))
+            self._sync(np.float32(collapsed_tau(self.cfg.tau, self.pending_target_updates)))
             self.pending_target_updates = 0
         return self.buffer.sample(self.rng, self.cfg.batch_size, n_grad)
 
@@ -231,18 +234,18 @@ class DQN(Agent):
         return self._pool.submit(lambda: [t.numpy() for t in self._train(*batch)])
 
     # ------------------------------------------------------------------ the update (compiled)
-    def _sync_target(self, keep: Any) -> None:
-        for target, online in zip(self.q_target.weights, self.q.weights, strict=True):
-            target.assign(online + keep * (target - online))
+    def _sync_target(self, tau: Any) -> None:
+        polyak(self.q_target.weights, self.q.weights, tau)
 
     def _train_steps(self, obs: Any, actions: Any, rewards: Any, next_obs: Any, terminated: Any) -> tuple[Any, Any]:
         """``k`` gradient steps on ``k`` minibatches (arrays shaped (k, batch, ...))."""
         tf = backend.tf()
         cfg = self.cfg
         variables = self.q.trainable_variables
-        k = tf.shape(obs)[0]
+        k = static_steps(obs)
 
-        def body(i: Any, loss_sum: Any, q_sum: Any) -> tuple[Any, Any, Any]:
+        def body(i: Any, sums: tuple[Any, Any]) -> tuple[Any, Any]:
+            loss_sum, q_sum = sums
             o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
             q_next_target = self.q_target(o2, training=False)
             if cfg.double_q:
@@ -256,10 +259,8 @@ class DQN(Agent):
                 q = tf.gather(q_all, tf.cast(a, tf.int32), batch_dims=1)
                 loss = self.huber(target, q)
             self.opt.apply(tape.gradient(loss, variables), variables)  # clipped by the optimizer's global_clipnorm
-            return i + 1, loss_sum + loss, q_sum + tf.reduce_mean(q)
+            return loss_sum + loss, q_sum + tf.reduce_mean(q)
 
-        # An explicit while loop (no autograph needed: tracing stays short).
-        zero = tf.constant(0.0)
-        _, loss_sum, q_sum = tf.while_loop(lambda i, *_: i < k, body, (tf.constant(0), zero, zero))
+        loss_sum, q_sum = repeat(k, body, (tf.constant(0.0), tf.constant(0.0)))
         count = tf.cast(tf.maximum(k, 1), tf.float32)
         return loss_sum / count, q_sum / count

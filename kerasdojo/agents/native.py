@@ -22,22 +22,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend
-from kerasdojo.agents.actor_critic import LOG_2PI
 from kerasdojo.agents.buffers import check_replay_memory
 from kerasdojo.agents.dqn import DQN
+from kerasdojo.agents.onpolicy import LOG_2PI
 from kerasdojo.agents.ppo import PPO
+from kerasdojo.agents.rules import collapsed_tau, gae_tf, gradient_steps, linear_tf, polyak, schedule_tf
 from kerasdojo.envs.native.vector import NativeVecEnv
 from kerasdojo.errors import DojoError
-
-NATIVE_AGENTS = ("ppo", "dqn")
-
-
-def native_agent(name: str) -> type:
-    """The compiled trainer for agent ``name``; a DojoError for agents that have none."""
-    agents = {"ppo": NativePPO, "dqn": NativeDQN}
-    if name not in agents:
-        raise DojoError(f"--native trains {' and '.join(NATIVE_AGENTS)}; {name} has no compiled trainer yet")
-    return agents[name]
 
 
 def compile_native(fn: Any) -> Any:
@@ -115,8 +106,8 @@ class NativePPO(NativeTrainer, PPO):
         cfg, env = self.cfg, self.env
         n_steps, n_envs = cfg.n_steps, env.num_envs
         norm = env._normalizer
-        lr = cfg.learning_rate * (tf.maximum(1.0 - progress, 0.0) if cfg.lr_schedule == "linear" else 1.0)
-        clip = cfg.clip_range * (tf.maximum(1.0 - progress, 0.0) if cfg.clip_schedule == "linear" else 1.0)
+        lr = schedule_tf(cfg.lr_schedule, cfg.learning_rate, progress)
+        clip = schedule_tf(cfg.clip_schedule, cfg.clip_range, progress)
         self.opt.learning_rate.assign(lr)
 
         names = ("obs", "actions", "log_probs", "values", "rewards", "terminated", "done", "final_obs")
@@ -159,12 +150,9 @@ class NativePPO(NativeTrainer, PPO):
         final_values = tf.reshape(self.vf(tf.reshape(data["final_obs"], [n_steps * n_envs, -1]))[:, 0], [n_steps, -1])
         following = tf.concat([values[1:], last_value[None]], axis=0)
         next_values = tf.where(done, final_values, following)  # an ended episode bootstraps from its own last obs
-        deltas = data["rewards"] + cfg.gamma * next_values * (1.0 - data["terminated"]) - values
-        carry = cfg.gamma * cfg.gae_lambda * (1.0 - tf.cast(done, tf.float32))
-        advantages = tf.scan(
-            lambda acc, x: x[0] + x[1] * acc, (deltas, carry), initializer=tf.zeros([n_envs]), reverse=True
+        advantages, returns = gae_tf(
+            data["rewards"], values, next_values, data["terminated"], done, cfg.gamma, cfg.gae_lambda
         )
-        returns = advantages + values
 
         def flat(x: Any) -> Any:
             return tf.reshape(x, [n_steps * n_envs, *x.shape[2:]])
@@ -274,7 +262,7 @@ class NativeDQN(NativeTrainer, DQN):
         metrics = self._finish(out)
         trained = metrics.pop("trained")
         self.exploration_rate = metrics["rollout/exploration_rate"]
-        n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else cfg.train_freq * env.num_envs
+        n_grad = gradient_steps(cfg.gradient_steps, cfg.train_freq * env.num_envs)
         if trained:
             self.n_updates += n_grad
             metrics["train/learning_rate"] = cfg.learning_rate
@@ -285,15 +273,6 @@ class NativeDQN(NativeTrainer, DQN):
         return cfg.train_freq * env.num_envs, metrics
 
     # ------------------------------------------------------------------ compiled
-    def _sync_target_op(self, keep: Any, due: Any) -> Any:
-        """Target <- online + keep * (target - online) where ``due``; returns the grouped assigns."""
-        tf = backend.tf()
-        ops = [
-            target.assign(tf.where(due, online + keep * (target - online), target))
-            for target, online in zip(self.q_target.weights, self.q.weights, strict=True)
-        ]
-        return tf.group(ops)
-
     def _iteration(self, step: Any, total_steps: Any) -> dict[str, Any]:
         tf = backend.tf()
         self.traces += 1
@@ -301,7 +280,6 @@ class NativeDQN(NativeTrainer, DQN):
         n_envs, steps = env.num_envs, cfg.train_freq
         taken = steps * n_envs
         cap = cfg.buffer_size
-        eps_span = max(cfg.exploration_fraction, 1e-12)
 
         names = ("obs", "actions", "rewards", "next_obs", "terminated", "done", "ep_return", "ep_length")
         dtypes = (tf.float32, tf.int32, tf.float32, tf.float32, tf.float32, tf.bool, tf.float64, tf.int32)
@@ -309,8 +287,7 @@ class NativeDQN(NativeTrainer, DQN):
         def epsilon(i: Any) -> Any:
             done_steps = step + tf.cast(i * n_envs, tf.int64)
             progress = tf.cast(done_steps, tf.float32) / tf.cast(total_steps, tf.float32)
-            fraction = tf.minimum(progress / eps_span, 1.0) if cfg.exploration_fraction > 0 else 1.0
-            eps = cfg.exploration_initial_eps + (cfg.exploration_final_eps - cfg.exploration_initial_eps) * fraction
+            eps = linear_tf(cfg.exploration_initial_eps, cfg.exploration_final_eps, cfg.exploration_fraction, progress)
             return eps, done_steps
 
         def body(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any, arrays: Any) -> Any:
@@ -355,18 +332,18 @@ class NativeDQN(NativeTrainer, DQN):
         calls = self.calls + steps
         self.pending.assign_add(calls // target_every - self.calls // target_every)
         self.calls.assign(calls)
-        n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else taken
+        n_grad = gradient_steps(cfg.gradient_steps, taken)
         train = (step + taken > cfg.learning_starts) & (n_grad > 0)
 
-        def gradient_steps() -> tuple[Any, Any]:
-            keep = tf.pow(1.0 - cfg.tau, tf.cast(self.pending, tf.float32))
-            with tf.control_dependencies([self._sync_target_op(keep, self.pending > 0)]):
-                self.pending.assign(0)
-                idx = self.tf_rng.uniform([n_grad, cfg.batch_size], maxval=self.replay_size, dtype=tf.int32)
-                keys = ("obs", "actions", "rewards", "next_obs", "terminated")
-                return self._train_steps(*[tf.gather(self.replay[k], idx) for k in keys])
+        def train_steps() -> tuple[Any, Any]:
+            tau = collapsed_tau(cfg.tau, tf.cast(self.pending, tf.float32))
+            polyak(self.q_target.weights, self.q.weights, tau, where=self.pending > 0)
+            self.pending.assign(0)  # stateful ops run in program order (automatic control dependencies)
+            idx = self.tf_rng.uniform([n_grad, cfg.batch_size], maxval=self.replay_size, dtype=tf.int32)
+            keys = ("obs", "actions", "rewards", "next_obs", "terminated")
+            return self._train_steps(*[tf.gather(self.replay[k], idx) for k in keys])
 
-        loss, q_mean = tf.cond(train, gradient_steps, lambda: (tf.constant(0.0), tf.constant(0.0)))
+        loss, q_mean = tf.cond(train, train_steps, lambda: (tf.constant(0.0), tf.constant(0.0)))
         done = arrays["done"].stack()
         return {
             "train/loss": loss,
@@ -379,4 +356,4 @@ class NativeDQN(NativeTrainer, DQN):
         }
 
 
-__all__ = ["NATIVE_AGENTS", "NativeDQN", "NativePPO", "NativeVecEnv", "native_agent"]
+__all__ = ["NativeDQN", "NativePPO"]

@@ -2,7 +2,7 @@
 
 Reads top to bottom: config, the optimizer, and the update; networks, acting
 and rollout collection with GAE are shared with A2C
-(:mod:`kerasdojo.agents.actor_critic`).
+(:mod:`kerasdojo.agents.onpolicy`).
 
 Speed: acting is one NumPy forward pass per vector step, and the whole update
 (all epochs and minibatches, with approx-KL early stopping) is one compiled
@@ -17,13 +17,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend
-from kerasdojo.agents.actor_critic import ActorCritic, ActorCriticConfig
-from kerasdojo.agents.base import compiled, schedule, use_xla
+from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig
+from kerasdojo.agents.rules import mask_weights, normalize_advantages, schedule
+from kerasdojo.agents.speed import compiled, repeat, use_xla
 from kerasdojo.config import option
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig(ActorCriticConfig):
+class PPOConfig(OnPolicyConfig):
     """PPO hyperparameters (names follow Stable-Baselines3)."""
 
     kind: ClassVar[str] = "ppo"
@@ -41,7 +42,7 @@ class PPOConfig(ActorCriticConfig):
     adam_eps: float = option(1e-5, "Adam epsilon.", low=0, low_open=True)
 
 
-class PPO(ActorCritic):
+class PPO(OnPolicyActorCritic):
     name = "ppo"
     Config = PPOConfig
 
@@ -88,7 +89,7 @@ class PPO(ActorCritic):
         advantages: Any,
         returns: Any,
         old_values: Any,
-        mask: Any,
+        valid: Any,
         clip: Any,
     ) -> dict[str, Any]:
         """All epochs and minibatches of one PPO update, in one compiled call (no autograph needed)."""
@@ -108,12 +109,10 @@ class PPO(ActorCritic):
             idx = batches[i]
             o, a = tf.gather(obs, idx), tf.gather(actions, idx)
             olp, adv = tf.gather(old_logp, idx), tf.gather(advantages, idx)
-            ret, ov, m = tf.gather(returns, idx), tf.gather(old_values, idx), tf.gather(mask, idx)
-            weight = m / tf.maximum(tf.reduce_sum(m), 1.0)
+            ret, ov, m = tf.gather(returns, idx), tf.gather(old_values, idx), tf.gather(valid, idx)
+            weight = mask_weights(m)
             if cfg.normalize_advantage:
-                mean = tf.reduce_sum(weight * adv)
-                std = tf.sqrt(tf.reduce_sum(weight * (adv - mean) ** 2))
-                adv = (adv - mean) / (std + 1e-8)
+                adv = normalize_advantages(adv, weight)
             with tf.GradientTape() as tape:
                 out, value = self.policy_value(o)
                 logp, entropy = self.log_prob_entropy(out, a)
@@ -131,13 +130,14 @@ class PPO(ActorCritic):
             grads = tape.gradient(loss, self.train_vars)
             return grads, approx_kl, (pg_loss, value_loss, entropy_loss, approx_kl, clip_fraction, loss)
 
-        # An explicit while loop (no autograph: tracing stays short). With target_kl, the epochs
-        # stop before the first minibatch whose approx KL exceeds 1.5 * target_kl, as SB3.
-        def body(i: Any, done: Any, stop: Any, sums: tuple[Any, ...]) -> tuple[Any, ...]:
+        # With target_kl, the epochs stop before the first minibatch whose approx KL exceeds
+        # 1.5 * target_kl, as SB3.
+        def body(i: Any, carry: tuple[Any, ...]) -> tuple[Any, ...]:
+            done, stop, sums = carry
             grads, approx_kl, stats = minibatch(i)
             if cfg.target_kl <= 0:
                 self.opt.apply(grads, self.train_vars)  # global_clipnorm clips
-                return i + 1, done + 1, stop, tuple(a + b for a, b in zip(sums, stats, strict=True))
+                return done + 1, stop, tuple(a + b for a, b in zip(sums, stats, strict=True))
             exceeded = approx_kl > 1.5 * cfg.target_kl
 
             def apply() -> tuple[Any, ...]:
@@ -145,10 +145,11 @@ class PPO(ActorCritic):
                 return tuple(a + b for a, b in zip(sums, stats, strict=True))
 
             sums = tf.cond(exceeded, lambda: sums, apply)
-            return i + 1, done + tf.cast(~exceeded, tf.int32), exceeded, sums
+            return done + tf.cast(~exceeded, tf.int32), exceeded, sums
 
-        start = (tf.constant(0), tf.constant(0), tf.constant(False), tuple(tf.constant(0.0) for _ in names))
-        _, done, _, sums = tf.while_loop(lambda i, done, stop, sums: (i < total) & ~stop, body, start)
+        start = (tf.constant(0), tf.constant(False), tuple(tf.constant(0.0) for _ in names))
+        until = (lambda carry: carry[1]) if cfg.target_kl > 0 else None
+        done, _, sums = repeat(total, body, start, until)
         sums = dict(zip(names, sums, strict=True))
         count = tf.maximum(tf.cast(done, tf.float32), 1.0)
         out = {k: v / count for k, v in sums.items()}

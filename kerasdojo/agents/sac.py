@@ -5,7 +5,7 @@ Gaussian actor (``a = tanh(u)``, ``u ~ N(mu(s), sigma(s))``, with the change of
 variables in the log-probability), twin Q critics with Polyak-averaged targets,
 and an entropy coefficient tuned automatically towards a target entropy of
 ``-|A|`` (or fixed). Collection, the replay buffer and action scaling are shared
-with TD3 (:mod:`kerasdojo.agents.offpolicy`).
+with TD3 (:mod:`kerasdojo.agents.offpolicy_ac`).
 
 One gradient step: the critics regress on
 ``r + gamma * (1 - terminated) * (min_i Q'_i(s', a') - alpha * log pi(a'|s'))``
@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
-from kerasdojo.agents.base import Forward, compiled, step_range
-from kerasdojo.agents.offpolicy import OffPolicyAgent, OffPolicyConfig
+from kerasdojo.agents.acting import Forward
+from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic, OffPolicyConfig
+from kerasdojo.agents.speed import compiled, repeat, static_steps
 from kerasdojo.config import option
 from kerasdojo.errors import DojoError
 
@@ -86,7 +87,7 @@ def squashed_gaussian(mean: Any, log_std: Any, noise: Any) -> tuple[Any, Any]:
     return tf.tanh(u), tf.reduce_sum(log_normal - log_det, axis=-1)
 
 
-class SAC(OffPolicyAgent):
+class SAC(OffPolicyActorCritic):
     name = "sac"
     Config = SACConfig
 
@@ -162,9 +163,10 @@ class SAC(OffPolicyAgent):
         tf = backend.tf()
         cfg = self.cfg
         actor_vars = self.actor.trainable_variables
-        sums = {k: tf.constant(0.0) for k in ("actor_loss", "critic_loss", "ent_coef", "ent_coef_loss")}
-        k = tf.shape(obs)[0]
-        for i in step_range(obs):
+        names = ("actor_loss", "critic_loss", "ent_coef", "ent_coef_loss")
+        k = static_steps(obs)
+
+        def step(i: Any, sums: tuple[Any, ...]) -> tuple[Any, ...]:
             o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
             ent_coef = tf.exp(self.log_ent_coef)  # this step's value, before its own update
             # Critics: soft Bellman targets from the target critics and a fresh next action.
@@ -184,13 +186,10 @@ class SAC(OffPolicyAgent):
             ent_coef_loss = -tf.reduce_mean(self.log_ent_coef * tf.stop_gradient(logp + self.target_entropy))
             if self.tune_entropy:
                 self.ent_opt.apply([-tf.reduce_mean(tf.stop_gradient(logp + self.target_entropy))], [self.log_ent_coef])
-            if (n_updates + tf.cast(i, tf.int64) + 1) % cfg.target_update_interval == 0:
-                self.update_critic_targets()
-            sums = {
-                "actor_loss": sums["actor_loss"] + actor_loss,
-                "critic_loss": sums["critic_loss"] + critic_loss,
-                "ent_coef": sums["ent_coef"] + ent_coef,
-                "ent_coef_loss": sums["ent_coef_loss"] + ent_coef_loss,
-            }
+            due = (n_updates + tf.cast(i, tf.int64) + 1) % cfg.target_update_interval == 0
+            self.update_critic_targets(where=due)
+            return tuple(a + b for a, b in zip(sums, (actor_loss, critic_loss, ent_coef, ent_coef_loss), strict=True))
+
+        sums = dict(zip(names, repeat(k, step, tuple(tf.constant(0.0) for _ in names)), strict=True))
         count = tf.cast(tf.maximum(k, 1), tf.float32)
         return {key: value / count for key, value in sums.items()}, self.actor(act_obs, training=False)

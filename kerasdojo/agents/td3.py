@@ -6,7 +6,7 @@ critics with targets, target policy smoothing (clipped Gaussian noise on the
 target action) and delayed actor and target updates (every ``policy_delay``
 critic updates). DDPG is the same with one critic, no delay and no smoothing,
 as Stable-Baselines3 defines it. Collection, the replay buffer and action
-scaling are shared with SAC (:mod:`kerasdojo.agents.offpolicy`).
+scaling are shared with SAC (:mod:`kerasdojo.agents.offpolicy_ac`).
 
 Exploration noise is added to the [-1, 1] action and clipped: Gaussian, or
 Ornstein-Uhlenbeck (one process per env, reset when its episode ends).
@@ -20,8 +20,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
-from kerasdojo.agents.base import Forward, compiled, step_range
-from kerasdojo.agents.offpolicy import OffPolicyAgent, OffPolicyConfig
+from kerasdojo.agents.acting import Forward
+from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic, OffPolicyConfig
+from kerasdojo.agents.rules import polyak
+from kerasdojo.agents.speed import compiled, repeat, static_steps
 from kerasdojo.config import option
 
 
@@ -57,7 +59,7 @@ class DDPGConfig(TD3Config):
     target_noise_clip: float = option(0.0, "Clip the smoothing noise to [-c, c].", low=0)
 
 
-class TD3(OffPolicyAgent):
+class TD3(OffPolicyActorCritic):
     name = "td3"
     Config = TD3Config
 
@@ -158,23 +160,30 @@ class TD3(OffPolicyAgent):
         tf = backend.tf()
         cfg = self.cfg
         actor_vars = self.actor.trainable_variables
-        critic_sum, actor_sum, actor_count = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
-        k = tf.shape(obs)[0]
-        for i in step_range(obs):
+        k = static_steps(obs)
+
+        def step(i: Any, sums: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+            critic_sum, actor_sum, actor_count = sums
             o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
             target = self.td_target(r, d, o2, self.target_actions(o2))
             with tf.GradientTape() as tape:
                 critic_loss = tf.add_n([tf.reduce_mean((self.q(c, o, a) - target) ** 2) for c in self.critics])
             self.critic_opt.apply(tape.gradient(critic_loss, self.critic_vars), self.critic_vars)
-            critic_sum += critic_loss
-            if (n_updates + tf.cast(i, tf.int64) + 1) % cfg.policy_delay == 0:
+
+            def delayed() -> tuple[Any, Any]:
+                """The actor's step and the target updates, every ``policy_delay`` critic steps."""
                 with tf.GradientTape() as tape:
                     actor_loss = -tf.reduce_mean(self.q(self.critics[0], o, self.actor(o, training=True)))
                 self.actor_opt.apply(tape.gradient(actor_loss, actor_vars), actor_vars)
                 self.update_critic_targets()
-                self.polyak(self.actor_target.weights, self.actor.weights, cfg.tau)
-                actor_sum += actor_loss
-                actor_count += 1.0
+                polyak(self.actor_target.weights, self.actor.weights, cfg.tau)
+                return actor_sum + actor_loss, actor_count + 1.0
+
+            due = (n_updates + tf.cast(i, tf.int64) + 1) % cfg.policy_delay == 0
+            actor_sum, actor_count = tf.cond(due, delayed, lambda: (actor_sum, actor_count))
+            return critic_sum + critic_loss, actor_sum, actor_count
+
+        critic_sum, actor_sum, actor_count = repeat(k, step, (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)))
         out = {"critic_loss": critic_sum / tf.cast(tf.maximum(k, 1), tf.float32)}
         out["actor_loss"] = tf.where(actor_count > 0, actor_sum / tf.maximum(actor_count, 1.0), float("nan"))
         return out, self.actor(act_obs, training=False)

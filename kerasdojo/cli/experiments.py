@@ -182,11 +182,11 @@ def tune(
         if value < 1:
             raise DojoError(f"{flag} must be >= 1. Received: {value}")
     overrides = config_mod.parse_pairs(set_ or [], "--set")
-    from kerasdojo.agents import session as sessions
+    from kerasdojo.training.session import TrainSpec, resolve_config
 
-    cfg = sessions.resolve_config(name, env, overrides, steps)  # unknown env/agent, bad --set: one line now
+    cfg = resolve_config(name, env, overrides, steps)  # unknown env/agent, bad --set: one line now
     overrides = {k: getattr(cfg, k) for k in overrides}  # typed, as best.toml repeats them
-    sessions.TrainSpec(env, name, total_steps=steps, native=native, eval_every=eval_every).check()
+    TrainSpec(env, name, total_steps=steps, native=native, eval_every=eval_every).check()
     folder = out or Path(RUNS_DIR) / "tune" / f"{env.replace('/', '-')}__{name}"
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"

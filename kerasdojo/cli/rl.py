@@ -195,11 +195,11 @@ def train(
 ) -> None:
     """Train an agent; logs go to TensorBoard, the agent and its evaluation into the run directory."""
     from kerasdojo import config as config_mod
-    from kerasdojo.agents import session
+    from kerasdojo.training.session import TrainSpec, start
 
     overrides: dict[str, Any] = config_mod.load_toml(config) if config is not None else {}
     overrides.update(config_mod.parse_pairs(set_ or [], "--set"))
-    spec = session.TrainSpec(
+    spec = TrainSpec(
         env_id=env,
         agent=agent.value if isinstance(agent, Enum) else str(agent),
         seed=seed,
@@ -214,7 +214,7 @@ def train(
         video=video,
         native=native,
     )
-    _run_training(session.start(spec, runs_dir), quiet)
+    _run_training(start(spec, runs_dir), quiet)
 
 
 @app.command(no_args_is_help=True)
@@ -224,9 +224,9 @@ def resume(
     quiet: Quiet = False,
 ) -> None:
     """Continue a run from its last good checkpoint (same curves, optimizer, buffer, RNG states)."""
-    from kerasdojo.agents import session
+    from kerasdojo.training.session import resume
 
-    _run_training(session.resume(run_dir, steps, warn=warn), quiet)
+    _run_training(resume(run_dir, steps, warn=warn), quiet)
 
 
 def _run_training(session: Any, quiet: bool) -> None:
@@ -273,10 +273,10 @@ def evaluate(
     best: Annotated[bool, typer.Option("--best", help="Use the agent of the best evaluation during training.")] = False,
 ) -> None:
     """Evaluate a trained agent from its run directory alone; prints mean ± std return."""
-    from kerasdojo.agents import session
+    from kerasdojo.training.session import evaluate_run
 
     greedy = None if stochastic is None else not stochastic
-    done = session.evaluate_run(
+    done = evaluate_run(
         run_dir, episodes, seed, video=video, render=render, deterministic=greedy, best=best, warn=warn
     )
     r = done.result

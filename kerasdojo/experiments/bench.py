@@ -1,7 +1,7 @@
 """``kerasdojo bench``: one agent on one env over many seeds, as ordinary runs in one folder.
 
 Each seed is a normal run directory inside the experiment folder (``--out``), trained
-by :func:`kerasdojo.agents.session.start` in a worker process (``--workers``, each
+by :func:`kerasdojo.training.session.start` in a worker process (``--workers``, each
 with its share of the cores for TensorFlow's thread pools) or, with ``--ray``, as a
 Ray task. Running ``bench`` again on the same folder skips the seeds that finished,
 resumes those with a checkpoint and starts the rest. At the end: a table per seed,
@@ -106,8 +106,8 @@ def train_seed(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     """Train (or resume, or skip) one seed; return its run directory and what happened.
     ``progress`` is a queue that receives ``(seed, step, total, return, eval)`` now and then."""
     limit_threads(job.get("threads"))
-    from kerasdojo.agents import session as sessions
     from kerasdojo.errors import Interrupted
+    from kerasdojo.training.session import TrainSpec, resume, start
 
     out, seed = Path(job["out"]), int(job["seed"])
     existing = seed_run(out, seed)
@@ -115,12 +115,12 @@ def train_seed(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     if existing is not None and _finished(existing):
         return {"seed": seed, "run": str(existing), "status": "done before"}
     if existing is not None and any((existing / "checkpoints").glob("*.npz")):
-        session = sessions.resume(existing)
+        session = resume(existing)
         status = "resumed"
     else:
         if existing is not None:  # killed before its first checkpoint: nothing to keep
             shutil.rmtree(existing)
-        spec = sessions.TrainSpec(
+        spec = TrainSpec(
             job["env_id"],
             job["agent"],
             seed=seed,
@@ -131,7 +131,7 @@ def train_seed(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
             save_every=job["save_every"],
             native=job["native"],
         )
-        session = sessions.start(spec, out)
+        session = start(spec, out)
     last = [0.0]
 
     def report(state: Any, ep_rew_mean: float) -> None:
@@ -160,10 +160,10 @@ def _finished(run: Path) -> bool:
 
 def prepare(spec: BenchSpec) -> None:
     """Check the spec and the folder before any worker starts (one-line errors)."""
-    from kerasdojo.agents import session as sessions
+    from kerasdojo.training.session import TrainSpec, resolve_config
 
     # Everything train would refuse, refused now: unknown env/agent, bad --set, --native misuse.
-    probe = sessions.TrainSpec(
+    probe = TrainSpec(
         spec.env_id,
         spec.agent,
         total_steps=spec.total_steps,
@@ -174,7 +174,7 @@ def prepare(spec: BenchSpec) -> None:
         native=spec.native,
     )
     probe.check()
-    sessions.resolve_config(spec.agent, spec.env_id, spec.overrides, spec.total_steps)
+    resolve_config(spec.agent, spec.env_id, spec.overrides, spec.total_steps)
     from kerasdojo import envs as envs_mod
     from kerasdojo.agents import check_supported
 

@@ -170,14 +170,14 @@ def fix(study: Any, overrides: dict[str, Any]) -> None:
 def objective_for(job: dict[str, Any]) -> Callable[[Any], float]:
     """The objective a worker optimises: train the trial's seeds, report evaluations, prune."""
     optuna = _optuna()
-    from kerasdojo.agents import session as sessions
+    from kerasdojo.training.session import TrainSpec, start
 
     def objective(trial: Any) -> float:
         params = SPACES[job["agent"]](trial)
         overrides = {**params, **job["overrides"]}
         finals = []
         for k in range(job["seeds_per_trial"]):
-            spec = sessions.TrainSpec(
+            spec = TrainSpec(
                 job["env_id"],
                 job["agent"],
                 seed=k,
@@ -189,7 +189,7 @@ def objective_for(job: dict[str, Any]) -> Callable[[Any], float]:
                 native=job["native"],
             )
             try:
-                session = sessions.start(spec, Path(job["out"]) / f"trial{trial.number:04d}")
+                session = start(spec, Path(job["out"]) / f"trial{trial.number:04d}")
             except DojoError as exc:  # a sampled combination the agent refuses
                 raise optuna.TrialPruned(str(exc)) from None
             reported: list[Any] = [None]

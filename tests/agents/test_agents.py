@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from kerasdojo.agents import session as trainer
 from kerasdojo.cli import app
 from kerasdojo.errors import DojoError, Interrupted
 from kerasdojo.files import load_arrays
 from kerasdojo.runs import read_progress
+from kerasdojo.training.checkpoint import agent_state, load_agent_state
+from kerasdojo.training.session import Session, TrainSpec, evaluate_run, open_run, resume, start
+from kerasdojo.training.spec import build_agent
 from tests.test_runs import read_events
 
 runner = CliRunner()
@@ -97,14 +99,14 @@ def test_smoke_each_agent_and_action_space(runs_dir, env, agent) -> None:
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
     arrays, meta = load_arrays(ckpt)
     assert meta["step"] >= 512 and meta["agent"] == agent
-    result = trainer.evaluate_run(run, episodes=2)  # loads from the run directory alone
+    result = evaluate_run(run, episodes=2)  # loads from the run directory alone
     assert result.result.episodes == 2
     if agent == "random":
         assert "policy.keras" not in names
         return
     policy = keras.models.load_model(run / "policy.keras")  # plain Keras, no kerasdojo objects
-    session_agent = trainer.build_agent(agent, trainer.open_run(run)[2], _env(env), 0)
-    session_agent.load_state(*load_arrays(run / "agent.npz"))
+    session_agent = build_agent(agent, open_run(run)[2], _env(env), 0)
+    load_agent_state(session_agent, *load_arrays(run / "agent.npz"))
     obs = _env(env).obs
     np.testing.assert_allclose(policy(obs).numpy(), session_agent.policy_model()(obs).numpy(), atol=1e-5)
 
@@ -129,7 +131,7 @@ def test_exported_policy_includes_observation_normalisation(runs_dir) -> None:
     np.testing.assert_allclose(policy(raw).numpy(), inner(norm).numpy(), atol=1e-4)
 
 
-def press_ctrl_c_at(session: trainer.Session, at_step: int) -> None:
+def press_ctrl_c_at(session: Session, at_step: int) -> None:
     """Deliver a real SIGINT to this process once ``at_step`` env steps are done."""
     import os
     import signal
@@ -146,7 +148,7 @@ def press_ctrl_c_at(session: trainer.Session, at_step: int) -> None:
 
 
 def test_interrupt_checkpoints_and_resume_continues_the_curve(runs_dir) -> None:
-    spec = trainer.TrainSpec(
+    spec = TrainSpec(
         "CartPole-v1",
         "dqn",
         seed=3,
@@ -156,7 +158,7 @@ def test_interrupt_checkpoints_and_resume_continues_the_curve(runs_dir) -> None:
         save_every=100_000,
         overrides={"learning_starts": 64, "train_freq": 16, "gradient_steps": 4},
     )
-    session = trainer.start(spec, runs_dir)
+    session = start(spec, runs_dir)
     press_ctrl_c_at(session, 900)
     with pytest.raises(Interrupted) as err:
         session.train()
@@ -168,7 +170,7 @@ def test_interrupt_checkpoints_and_resume_continues_the_curve(runs_dir) -> None:
     saved_replay = int(meta["replay/size"])
     saved_iterations = int(arrays["opt/adam/0"])
 
-    resumed = trainer.resume(run)
+    resumed = resume(run)
     assert resumed.agent.buffer.size == saved_replay
     assert int(resumed.agent.opt.iterations.numpy()) == saved_iterations
     assert resumed.agent.rng.bit_generator.state == meta["rng/numpy"]
@@ -194,14 +196,14 @@ def test_resume_with_more_steps_and_when_done(runs_dir) -> None:
 
 def test_eval_prefers_a_newer_checkpoint_to_a_stale_final_agent(runs_dir) -> None:
     run = train(runs_dir, "CartPole-v1", "ppo", 512)
-    assert trainer.evaluate_run(run, episodes=1).source == "final agent"
-    session = trainer.resume(run, total_steps=4096)  # trained further, then interrupted
+    assert evaluate_run(run, episodes=1).source == "final agent"
+    session = resume(run, total_steps=4096)  # trained further, then interrupted
     press_ctrl_c_at(session, 1024)
     with pytest.raises(Interrupted):
         session.train()
     step = session.run.checkpoints()[-1][0]
     assert step >= 1024
-    assert trainer.evaluate_run(run, episodes=1).source == f"checkpoint at step {step:,}"
+    assert evaluate_run(run, episodes=1).source == f"checkpoint at step {step:,}"
 
 
 def test_same_seed_same_evaluation(runs_dir) -> None:
@@ -285,12 +287,12 @@ def test_load_state_rejects_other_shapes() -> None:
     small = PPO(PPOConfig(net_arch=(8,)), env.obs_shape, env.obs_dtype, env.single_action_space, 0)
     big = PPO(PPOConfig(net_arch=(16,)), env.obs_shape, env.obs_dtype, env.single_action_space, 0)
     with pytest.raises(DojoError, match="does not match this agent"):
-        big.load_state(*small.state())
+        load_agent_state(big, *agent_state(small))
 
 
 def test_async_envs_survive_ctrl_c(runs_dir) -> None:
     """Workers ignore SIGINT, so the main process can still checkpoint after Ctrl-C."""
-    spec = trainer.TrainSpec(
+    spec = TrainSpec(
         "CartPole-v1",
         "ppo",
         seed=0,
@@ -301,7 +303,7 @@ def test_async_envs_survive_ctrl_c(runs_dir) -> None:
         save_every=0,
         overrides={"n_steps": 64, "n_epochs": 1},
     )
-    session = trainer.start(spec, runs_dir)
+    session = start(spec, runs_dir)
     press_ctrl_c_at(session, 256)
     with pytest.raises(Interrupted):
         session.train()
@@ -314,7 +316,7 @@ def test_normalised_multidim_observations_export_and_resume(runs_dir) -> None:
     run = train(runs_dir, "tests.envs.toy:Plane", "ppo", 512, "--set", "normalize_obs=true")
     policy = keras.models.load_model(run / "policy.keras")
     assert policy.input_shape == (None, 2, 3) and policy.output_shape == (None, 2)
-    session = trainer.resume(run, 1024)
+    session = resume(run, 1024)
     norm = session.env.normalizer
     assert norm.obs_rms.count > 500  # saved statistics are back...
     assert abs(float(session.env.obs.mean())) < 5  # ...and the first observations use them (raw values ~100)
@@ -377,7 +379,7 @@ def test_dqn_dueling_double_and_polyak_target() -> None:
 
 
 def test_ctrl_c_during_the_last_iteration_finishes_the_run(runs_dir) -> None:
-    spec = trainer.TrainSpec(
+    spec = TrainSpec(
         "CartPole-v1",
         "ppo",
         total_steps=512,
@@ -386,7 +388,7 @@ def test_ctrl_c_during_the_last_iteration_finishes_the_run(runs_dir) -> None:
         save_every=0,
         overrides={"n_steps": 64, "batch_size": 64, "n_epochs": 2, "n_envs": 4},
     )
-    session = trainer.start(spec, runs_dir)
+    session = start(spec, runs_dir)
     press_ctrl_c_at(session, 512)  # arrives while the budget's last rollout is learned
     summary = session.train()  # no Interrupted: the run is complete
     assert summary.steps == 512 and json.loads((summary.run_dir / "eval.json").read_text())["step"] == 512

@@ -131,9 +131,9 @@ def test_a_replay_buffer_that_does_not_fit_is_refused_in_one_line(runs_dir) -> N
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_pixel_env_uses_a_shared_cnn_and_a_uint8_policy(runs_dir, precision: str) -> None:
-    from kerasdojo.agents import session as trainer
+    from kerasdojo.training.session import TrainSpec, open_run, start
 
-    spec = trainer.TrainSpec(
+    spec = TrainSpec(
         "tests.envs.pixels:ReachSquare",
         "ppo",
         total_steps=256,
@@ -142,7 +142,7 @@ def test_pixel_env_uses_a_shared_cnn_and_a_uint8_policy(runs_dir, precision: str
         save_every=0,
         overrides={"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "precision": precision},
     )
-    session = trainer.start(spec, runs_dir)
+    session = start(spec, runs_dir)
     agent = session.agent
     names = [layer.name for layer in agent.joint.layers]
     assert names[:3] == ["obs", "channels_last", "scale"] and "conv_0" in names
@@ -158,12 +158,12 @@ def test_pixel_env_uses_a_shared_cnn_and_a_uint8_policy(runs_dir, precision: str
 
     policy = keras.models.load_model(session.run.path / "policy.keras")
     assert {layer.compute_dtype for layer in policy.layers[1:]} == {"float32"}  # saved in float32 math
-    assert trainer.open_run(session.run.path)[2].precision == precision  # resume and eval keep the math
+    assert open_run(session.run.path)[2].precision == precision  # resume and eval keep the math
     config_file = session.run.path / "config.json"
     stored = json.loads(config_file.read_text())
     del stored["config"]["precision"]
     config_file.write_text(json.dumps(stored))
-    assert trainer.open_run(session.run.path)[2].precision == "float32"  # a run from before the setting
+    assert open_run(session.run.path)[2].precision == "float32"  # a run from before the setting
     obs = session.eval_env.reset(seed=0)
     logits = policy.predict(obs, verbose=0)
     if precision == "float32":
@@ -173,9 +173,9 @@ def test_pixel_env_uses_a_shared_cnn_and_a_uint8_policy(runs_dir, precision: str
 
 
 def test_dqn_on_frames_acts_with_a_float32_twin_of_its_bfloat16_network(runs_dir) -> None:
-    from kerasdojo.agents import session as trainer
+    from kerasdojo.training.session import TrainSpec, start
 
-    spec = trainer.TrainSpec(
+    spec = TrainSpec(
         "tests.envs.pixels:ReachSquare",
         "dqn",
         total_steps=300,
@@ -184,7 +184,7 @@ def test_dqn_on_frames_acts_with_a_float32_twin_of_its_bfloat16_network(runs_dir
         save_every=0,
         overrides={"learning_starts": 100, "buffer_size": 500, "precision": "mixed_bfloat16", "train_freq": 4},
     )
-    session = trainer.start(spec, runs_dir)
+    session = start(spec, runs_dir)
     agent = session.agent
     assert agent.q.get_layer("conv_0").dtype_policy.name == "mixed_bfloat16"
     assert agent.q_target.get_layer("conv_0").dtype_policy.name == "mixed_bfloat16"
@@ -203,8 +203,8 @@ def test_dqn_on_frames_acts_with_a_float32_twin_of_its_bfloat16_network(runs_dir
 def test_sampled_evaluation_uses_its_own_seeded_generator() -> None:
     """Sampled (Atari) evaluations draw from a generator seeded by the evaluation seed, so they
     neither move the agent's own generator (the training run) nor depend on it."""
-    from kerasdojo.agents.evaluation import evaluate
     from kerasdojo.envs import make_vec
+    from kerasdojo.training.evaluation import evaluate
     from tests.envs.pixels import ReachSquare  # noqa: F401
 
     class Sampler:
@@ -230,10 +230,10 @@ def test_dqn_overlapped_updates_run_in_a_thread_and_stay_reproducible(tmp_path) 
     end with the same weights, and the twin has the final ones."""
     import threading
 
-    from kerasdojo.agents import session as trainer
+    from kerasdojo.training.session import TrainSpec, start
 
     def run(where: str) -> tuple[np.ndarray, list[str], object]:
-        spec = trainer.TrainSpec(
+        spec = TrainSpec(
             "tests.envs.pixels:ReachSquare",
             "dqn",
             total_steps=400,
@@ -242,7 +242,7 @@ def test_dqn_overlapped_updates_run_in_a_thread_and_stay_reproducible(tmp_path) 
             save_every=0,
             overrides={"learning_starts": 100, "buffer_size": 500, "precision": "float32", "overlap_update": True},
         )
-        session = trainer.start(spec, tmp_path / where)
+        session = start(spec, tmp_path / where)
         agent = session.agent
         threads: list[str] = []
         train = agent._train

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasdojo.agents.base import linear, schedule
-from kerasdojo.agents.buffers import ReplayBuffer, compute_gae
+from kerasdojo.agents.buffers import ReplayBuffer
+from kerasdojo.agents.rules import gae as compute_gae
+from kerasdojo.agents.rules import linear, schedule
 
 
 def gae(terminated=(0, 0, 0), truncated=(0, 0, 0)):

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from kerasdojo import envs
-from kerasdojo.agents import session as trainer
 from kerasdojo.agents.buffers import ReplayBuffer, collect
 from kerasdojo.cli import app
 from kerasdojo.files import load_arrays
+from kerasdojo.training.session import TrainSpec, resume, start
 
 runner = CliRunner()
 SMALL = {"learning_starts": 64, "batch_size": 32, "net_arch": (32, 32)}
@@ -113,14 +113,14 @@ def test_target_policy_smoothing_clips_the_noise_then_the_action() -> None:
 def test_polyak_update() -> None:
     import keras
 
-    from kerasdojo.agents.offpolicy import OffPolicyAgent
+    from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic
 
     target, online = keras.Variable(np.zeros(3, np.float32)), keras.Variable(np.array([1.0, -2.0, 4.0], np.float32))
-    OffPolicyAgent.polyak([target], [online], 0.005)
+    OffPolicyActorCritic.polyak([target], [online], 0.005)
     np.testing.assert_allclose(target.numpy(), [0.005, -0.01, 0.02], rtol=1e-6)
-    OffPolicyAgent.polyak([target], [online], 0.005)
+    OffPolicyActorCritic.polyak([target], [online], 0.005)
     np.testing.assert_allclose(target.numpy(), (1 - 0.995**2) * online.numpy(), rtol=1e-5)
-    OffPolicyAgent.polyak([target], [online], 1.0)
+    OffPolicyActorCritic.polyak([target], [online], 1.0)
     np.testing.assert_array_equal(target.numpy(), online.numpy())
 
 
@@ -176,13 +176,13 @@ def test_update_is_traced_once(agent) -> None:
 )
 def test_checkpoint_resumes_everything(runs_dir, agent, env_id, extra) -> None:
     overrides = {**SMALL, **extra} if agent != "a2c" else extra
-    spec = trainer.TrainSpec(
+    spec = TrainSpec(
         env_id, agent, seed=2, total_steps=256, eval_every=0, eval_episodes=1, save_every=256, overrides=overrides
     )
-    first = trainer.start(spec, runs_dir)
+    first = start(spec, runs_dir)
     first.train()
     saved, meta = load_arrays(first.run.checkpoints()[-1][1])
-    resumed = trainer.resume(first.run.path, total_steps=384)
+    resumed = resume(first.run.path, total_steps=384)
     a, b = first.agent, resumed.agent
     for name, opt in a.optimizers().items():
         assert int(b.optimizers()[name].iterations.numpy()) == int(opt.iterations.numpy()) > 0, name
@@ -203,8 +203,8 @@ def test_checkpoint_resumes_everything(runs_dir, agent, env_id, extra) -> None:
 def test_policy_keras_maps_observations_to_bounded_actions(tmp_path, agent) -> None:
     import keras
 
-    from kerasdojo.agents.export import export_policy
     from kerasdojo.envs.wrappers import Normalizer
+    from kerasdojo.training.export import export_policy
 
     model, env = make(agent)
     path = export_policy(model, Normalizer(env.obs_shape, False, False, 0.99), tmp_path / "policy.keras")

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from kerasdojo.agents import session as trainer
+from kerasdojo.training.session import Session, TrainSpec, evaluate_run, start
 
 pytestmark = pytest.mark.slow
 
 
-def run_preset(runs_dir, env_id: str, agent: str, seed: int = 0, eval_every: int = 5000) -> trainer.Session:
-    spec = trainer.TrainSpec(env_id, agent, seed=seed, eval_every=eval_every, eval_episodes=20, save_every=0)
-    session = trainer.start(spec, runs_dir)
+def run_preset(runs_dir, env_id: str, agent: str, seed: int = 0, eval_every: int = 5000) -> Session:
+    spec = TrainSpec(env_id, agent, seed=seed, eval_every=eval_every, eval_episodes=20, save_every=0)
+    session = start(spec, runs_dir)
     session.train()
     return session
 
@@ -25,15 +25,15 @@ def test_cartpole_preset_reaches_475(runs_dir, agent) -> None:
     result = json.loads((session.run.path / "eval.json").read_text())
     # The 20-episode deterministic evaluation reaches 475 during training (kept as the best agent)...
     assert result["best_mean_reward"] >= 475, result
-    best = trainer.evaluate_run(session.run.path, episodes=20, seed=123, best=True)
+    best = evaluate_run(session.run.path, episodes=20, seed=123, best=True)
     assert best.result.mean_reward >= 475, best  # ...and the kept agent holds it on new episodes.
     if agent == "ppo":
         assert result["mean_reward"] >= 475, result  # PPO's final agent too
 
 
 def test_pendulum_ppo_clearly_beats_random(runs_dir) -> None:
-    random_session = trainer.start(
-        trainer.TrainSpec("Pendulum-v1", "random", seed=0, total_steps=2000, eval_every=0, eval_episodes=20), runs_dir
+    random_session = start(
+        TrainSpec("Pendulum-v1", "random", seed=0, total_steps=2000, eval_every=0, eval_episodes=20), runs_dir
     )
     random_score = random_session.train().eval.mean_reward
     ppo = run_preset(runs_dir, "Pendulum-v1", "ppo", eval_every=0)
@@ -46,8 +46,8 @@ def test_pendulum_ppo_clearly_beats_random(runs_dir) -> None:
 @pytest.mark.parametrize("agent", ["sac", "td3"])
 def test_pendulum_off_policy_preset_reaches_minus_250(runs_dir, agent) -> None:
     """RL Zoo's Pendulum-v1 presets (20,000 steps; TD3 explores at random for the first 10,000)."""
-    spec = trainer.TrainSpec("Pendulum-v1", agent, seed=0, eval_every=2000, eval_episodes=10, save_every=0)
-    session = trainer.start(spec, runs_dir)
+    spec = TrainSpec("Pendulum-v1", agent, seed=0, eval_every=2000, eval_episodes=10, save_every=0)
+    session = start(spec, runs_dir)
     session.train()
     result = json.loads((session.run.path / "eval.json").read_text())
     assert result["step"] == 20_000
@@ -58,14 +58,14 @@ def test_pendulum_off_policy_preset_reaches_minus_250(runs_dir, agent) -> None:
 def test_cartpole_a2c_preset_reaches_475(runs_dir) -> None:
     """RL Zoo's A2C CartPole-v1 preset; its 500,000-step budget cut to 200,000 to keep CI short
     (the seed reaches 500 after about 60,000 steps)."""
-    spec = trainer.TrainSpec(
+    spec = TrainSpec(
         "CartPole-v1", "a2c", seed=0, total_steps=200_000, eval_every=10_000, eval_episodes=20, save_every=0
     )
-    session = trainer.start(spec, runs_dir)
+    session = start(spec, runs_dir)
     session.train()
     result = json.loads((session.run.path / "eval.json").read_text())
     assert result["best_mean_reward"] >= 475, result
-    best = trainer.evaluate_run(session.run.path, episodes=20, seed=123, best=True)
+    best = evaluate_run(session.run.path, episodes=20, seed=123, best=True)
     assert best.result.mean_reward >= 475, best
 
 
@@ -75,19 +75,19 @@ def test_cartpole_a2c_preset_reaches_475(runs_dir) -> None:
 def test_native_preset_reaches_goal_traced_once(runs_dir, env_id: str, agent: str, goal: float, holds: float) -> None:
     """--native: the preset, compiled end to end, reaches the goal on Gymnasium's own env, and
     the whole run is one XLA program (traced once)."""
-    spec = trainer.TrainSpec(env_id, agent, seed=0, eval_every=5000, eval_episodes=20, save_every=0, native=True)
-    session = trainer.start(spec, runs_dir)
+    spec = TrainSpec(env_id, agent, seed=0, eval_every=5000, eval_episodes=20, save_every=0, native=True)
+    session = start(spec, runs_dir)
     session.train()
     assert session.agent.traces == 1
     result = json.loads((session.run.path / "eval.json").read_text())
     assert result["best_mean_reward"] >= goal, result
-    best = trainer.evaluate_run(session.run.path, episodes=20, seed=123, best=True)
+    best = evaluate_run(session.run.path, episodes=20, seed=123, best=True)
     assert best.result.mean_reward >= holds, best  # on 20 new episodes
 
 
 def test_native_dqn_cartpole_preset_reaches_475(runs_dir) -> None:
-    spec = trainer.TrainSpec("CartPole-v1", "dqn", seed=0, eval_every=5000, eval_episodes=20, save_every=0, native=True)
-    session = trainer.start(spec, runs_dir)
+    spec = TrainSpec("CartPole-v1", "dqn", seed=0, eval_every=5000, eval_episodes=20, save_every=0, native=True)
+    session = start(spec, runs_dir)
     session.train()
     assert session.agent.traces == 1
     result = json.loads((session.run.path / "eval.json").read_text())
@@ -99,7 +99,7 @@ def test_ppo_cnn_learns_to_reach_the_bright_square(runs_dir) -> None:
     tests define: PPO must walk shortest paths to the target, i.e. reach the optimal return."""
     from tests.envs.pixels import ReachSquare
 
-    spec = trainer.TrainSpec(
+    spec = TrainSpec(
         "tests.envs.pixels:ReachSquare",
         "ppo",
         seed=0,
@@ -119,7 +119,7 @@ def test_ppo_cnn_learns_to_reach_the_bright_square(runs_dir) -> None:
             "net_arch": (128,),
         },
     )
-    session = trainer.start(spec, runs_dir)
+    session = start(spec, runs_dir)
     session.train()
     gaps = []
     for seed in range(100):  # new episodes, each against its own best return

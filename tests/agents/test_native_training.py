@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from kerasdojo import backend
-from kerasdojo.agents import session as trainer
 from kerasdojo.cli import app
 from kerasdojo.errors import Interrupted
 from kerasdojo.files import load_arrays
 from kerasdojo.runs import read_progress
+from kerasdojo.training.session import TrainSpec, evaluate_run, resume, start
 from tests.agents.test_agents import press_ctrl_c_at
 from tests.test_runs import read_events
 
@@ -25,8 +25,8 @@ SMALL = {
 }
 
 
-def spec(env_id: str, agent: str, steps: int, seed: int = 0, **overrides) -> trainer.TrainSpec:
-    return trainer.TrainSpec(
+def spec(env_id: str, agent: str, steps: int, seed: int = 0, **overrides) -> TrainSpec:
+    return TrainSpec(
         env_id,
         agent,
         seed=seed,
@@ -49,7 +49,7 @@ def curve(run) -> list[dict]:
 
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
 def test_native_run_is_a_whole_run_traced_once(runs_dir, agent: str) -> None:
-    session = trainer.start(spec("CartPole-v1", agent, 1024), runs_dir)
+    session = start(spec("CartPole-v1", agent, 1024), runs_dir)
     summary = session.train()
     run = summary.run_dir
     assert session.agent.traces == 1  # one XLA program for the whole run
@@ -69,26 +69,26 @@ def test_native_run_is_a_whole_run_traced_once(runs_dir, agent: str) -> None:
     obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32) * 0.1
     np.testing.assert_allclose(policy(obs).numpy().argmax(axis=1), session.agent.act(obs))
     # The agent evaluates from its run directory alone, as any PPO/DQN agent.
-    assert trainer.evaluate_run(run, episodes=2).result.episodes == 2
+    assert evaluate_run(run, episodes=2).result.episodes == 2
 
 
 def test_same_seed_same_curve(runs_dir) -> None:
-    runs = [trainer.start(spec("CartPole-v1", "ppo", 1024, seed=5), runs_dir / str(i)).train().run_dir for i in "ab"]
+    runs = [start(spec("CartPole-v1", "ppo", 1024, seed=5), runs_dir / str(i)).train().run_dir for i in "ab"]
     assert curve(runs[0]) == curve(runs[1])
-    other = trainer.start(spec("CartPole-v1", "ppo", 1024, seed=6), runs_dir / "c").train().run_dir
+    other = start(spec("CartPole-v1", "ppo", 1024, seed=6), runs_dir / "c").train().run_dir
     assert curve(other) != curve(runs[0])
 
 
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
 def test_native_resume_continues_the_curve(runs_dir, agent: str) -> None:
-    session = trainer.start(spec("CartPole-v1", agent, 2048, seed=3), runs_dir)
+    session = start(spec("CartPole-v1", agent, 2048, seed=3), runs_dir)
     press_ctrl_c_at(session, 900)
     with pytest.raises(Interrupted):
         session.train()
     run = session.run.path
     ((step, ckpt),) = session.run.checkpoints()
     arrays, meta = load_arrays(ckpt)
-    resumed = trainer.resume(run)
+    resumed = resume(run)
     summary = resumed.train()
     assert summary.steps >= 2048
     rows = read_progress(run / "progress.csv")
@@ -106,7 +106,7 @@ def test_native_resume_continues_the_curve(runs_dir, agent: str) -> None:
 
 
 def test_native_continuous_with_normalisation(runs_dir) -> None:
-    session = trainer.start(spec("Pendulum-v1", "ppo", 2048, normalize_obs=True, normalize_reward=True), runs_dir)
+    session = start(spec("Pendulum-v1", "ppo", 2048, normalize_obs=True, normalize_reward=True), runs_dir)
     summary = session.train()
     arrays, _ = load_arrays(summary.run_dir / "agent.npz")
     assert float(arrays["norm/obs_count"]) > 2000 and float(arrays["norm/ret_count"]) > 2000
@@ -151,7 +151,7 @@ def test_xla_cache_setting(monkeypatch, tmp_path) -> None:
 
 def test_native_dqn_ring_buffer_wraps_and_keeps_the_newest(runs_dir) -> None:
     """A buffer smaller than one call's collection (64 transitions into 40 rows) keeps the last 40."""
-    session = trainer.start(spec("CartPole-v1", "dqn", 128, n_envs=4, buffer_size=40, learning_starts=0), runs_dir)
+    session = start(spec("CartPole-v1", "dqn", 128, n_envs=4, buffer_size=40, learning_starts=0), runs_dir)
     agent, env = session.agent, session.env
     agent.begin(env)
     agent.learn(env, 0, 128)
@@ -169,7 +169,7 @@ def test_native_dqn_ring_buffer_wraps_and_keeps_the_newest(runs_dir) -> None:
 
 
 def test_native_ppo_target_kl_stops_the_epochs_early(runs_dir) -> None:
-    session = trainer.start(spec("CartPole-v1", "ppo", 256, n_epochs=10, target_kl=1e-6), runs_dir)
+    session = start(spec("CartPole-v1", "ppo", 256, n_epochs=10, target_kl=1e-6), runs_dir)
     agent, env = session.agent, session.env
     agent.begin(env)
     for step in (0, 256):  # the first update starts at the old policy (KL 0); the second stops early

@@ -132,7 +132,7 @@ def test_fire_is_pressed_after_a_lost_life_so_a_noop_agent_still_finishes_breako
         env.close()
 
         # Evaluation counts the served steps as part of the game, as the statistics do.
-        from kerasdojo.agents.evaluation import evaluate
+        from kerasdojo.training.evaluation import evaluate
 
         class Noop:
             def act(self, obs, deterministic):

@@ -9,12 +9,12 @@ import imageio.v3 as iio
 import pytest
 from typer.testing import CliRunner
 
-from kerasdojo.agents import session as trainer
 from kerasdojo.cli import app
 from kerasdojo.errors import DojoError, Interrupted
 from kerasdojo.experiments import bench as bench_mod
 from kerasdojo.experiments import curves
 from kerasdojo.runs import read_progress
+from kerasdojo.training.session import TrainSpec, start
 from tests.agents.test_agents import press_ctrl_c_at
 
 runner = CliRunner()
@@ -81,8 +81,8 @@ def test_bench_resumes_an_interrupted_seed(tmp_path) -> None:
     )
     bench_mod.prepare(spec)
     job = bench_mod.jobs_of(spec)[0]
-    session = trainer.start(
-        trainer.TrainSpec(
+    session = start(
+        TrainSpec(
             "CartPole-v1",
             "ppo",
             seed=0,

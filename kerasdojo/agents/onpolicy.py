@@ -19,15 +19,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
-from kerasdojo.agents.base import Agent, AgentConfig, Forward, cnn_precision
-from kerasdojo.agents.buffers import RolloutBuffer, compute_gae
+from kerasdojo.agents.acting import Forward
+from kerasdojo.agents.base import Agent, AgentConfig
+from kerasdojo.agents.buffers import RolloutBuffer
+from kerasdojo.agents.rules import gae
+from kerasdojo.agents.speed import cnn_precision
 from kerasdojo.config import option
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclasses.dataclass(frozen=True)
-class ActorCriticConfig(AgentConfig):
+class OnPolicyConfig(AgentConfig):
     """Fields of every on-policy actor-critic (names follow Stable-Baselines3)."""
 
     kind: ClassVar[str] = "actor-critic"
@@ -47,18 +50,18 @@ class ActorCriticConfig(AgentConfig):
     ortho_init: bool = option(True, "Orthogonal initialisation (gains sqrt(2), 0.01 policy, 1 value).")
 
 
-class ActorCritic(Agent):
+class OnPolicyActorCritic(Agent):
     """Networks, acting and rollout collection; subclasses provide ``learn``'s update."""
 
-    Config = ActorCriticConfig
+    Config = OnPolicyConfig
 
     def __init__(
-        self, cfg: ActorCriticConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
+        self, cfg: OnPolicyConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
     ) -> None:
         from gymnasium import spaces
 
         super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
-        self.cfg: ActorCriticConfig = cfg
+        self.cfg: OnPolicyConfig = cfg
         self.discrete = isinstance(action_space, spaces.Discrete)
         init = "orthogonal" if cfg.ortho_init else "glorot_uniform"
         self.precision = cnn_precision(cfg.precision, obs_shape, obs_dtype, self.notes)
@@ -172,7 +175,7 @@ class ActorCritic(Agent):
         self.obs = obs
         buf.next_values[:-1] = buf.values[1:]
         buf.next_values[-1] = self.forward(obs)[1][:, 0]
-        advantages, returns = compute_gae(
+        advantages, returns = gae(
             buf.rewards, buf.values, buf.next_values, buf.terminated, buf.truncated, cfg.gamma, cfg.gae_lambda
         )
         return buf, advantages, returns

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from kerasdojo import backend
 from kerasdojo import envs as envs_mod
-from kerasdojo.agents.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
-from kerasdojo.agents.recording import record_episode
-from kerasdojo.agents.spec import build_agent, greedy_evaluation, open_run
 from kerasdojo.errors import DojoError
 from kerasdojo.files import load_arrays
+from kerasdojo.training.checkpoint import load_agent_state, normalizer_arrays
+from kerasdojo.training.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
+from kerasdojo.training.recording import record_episode
+from kerasdojo.training.spec import build_agent, greedy_evaluation, open_run
 
 REPLAY = ("replay/",)  # what a checkpoint holds for training only
 
@@ -86,8 +87,8 @@ def evaluate_run(
         acting = dataclasses.replace(cfg, buffer_size=1) if hasattr(cfg, "buffer_size") else cfg
         agent = build_agent(spec.agent, acting, env, spec.seed)
         meta = {k: v for k, v in meta.items() if not k.startswith(REPLAY)}
-        agent.load_state(arrays, meta, str(origin))
-        norm = {k[5:]: v for k, v in arrays.items() if k.startswith("norm/")}
+        load_agent_state(agent, arrays, meta, str(origin))
+        norm = normalizer_arrays(arrays)
         if norm:
             env.normalizer.load_state(norm)
         env.normalizer.training = False

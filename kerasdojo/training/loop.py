@@ -3,16 +3,22 @@
 Each iteration calls ``agent.learn`` once (an on-policy rollout and update, or
 an off-policy stretch of collection and gradient steps: the loop does not
 care), then every hook whose period has come round. Hooks do the rest: log,
-evaluate, checkpoint, show progress, stop on Ctrl-C (:mod:`kerasdojo.agents.hooks`).
+evaluate, checkpoint, show progress, stop on Ctrl-C (:mod:`kerasdojo.training.hooks`).
 Time spent in a hook counts as training time unless the hook says otherwise
 (evaluation does not), so steps/s compare with other libraries' wall clocks.
+
+Hooks of the ``MEASURE`` stage (evaluate, record, Ctrl-C) run before those of the
+``WRITE`` stage (log, checkpoint, progress) in every iteration and at the end, so what
+a measuring hook puts in the state (scalars for the row, the best evaluation) is there
+when the writing hooks read it, whatever the order of the list they came in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 
 @dataclasses.dataclass
@@ -30,6 +36,14 @@ class LoopState:
     best_step: int | None = None
     last_eval: float | None = None
     stop: bool = False  # set by a hook (Ctrl-C): the loop ends after this iteration
+    # What the run produced, for its summary: set by the hooks that produce them.
+    final_eval: Any = None
+    policy_path: Path | None = None
+    video_path: Path | None = None
+
+    def report(self, scalars: dict[str, float]) -> None:
+        """Add scalars to this step's row (logged by the write stage of this iteration)."""
+        self.row.update(scalars)
 
     @property
     def fps(self) -> float:
@@ -45,8 +59,12 @@ class Hook:
     env steps have passed since its last call (``every=None``: after each iteration; 0: never);
     ``on_end`` after the last step (not after an interruption); ``on_close`` always."""
 
+    MEASURE: ClassVar[int] = 0
+    WRITE: ClassVar[int] = 1
+
     every: int | None = None
     timed: bool = True  # does its time count as training time?
+    stage: int = MEASURE  # MEASURE hooks run before WRITE hooks
 
     def on_start(self, state: LoopState) -> None: ...
     def on_step(self, state: LoopState) -> None: ...
@@ -68,6 +86,7 @@ class Hook:
 def run(agent: Any, env: Any, state: LoopState, hooks: list[Hook]) -> bool:
     """Train ``agent`` on ``env`` until ``state.total_steps``; True when it got there,
     False when a hook stopped it first."""
+    hooks = sorted(hooks, key=lambda hook: hook.stage)  # stable: measure, then write
     agent.begin(env)
     for hook in hooks:
         hook.due(state.step)  # sets each hook's first call after the starting step

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from kerasdojo import envs as envs_mod
-from kerasdojo.agents.evaluation import evaluation_rng
 from kerasdojo.envs.video import check_video_path, write_video
+from kerasdojo.training.evaluation import evaluation_rng
 
 MAX_FRAMES = 5000
 

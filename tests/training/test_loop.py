@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from kerasdojo.agents import loop
 from kerasdojo.progress import TrainingProgress
+from kerasdojo.training import loop
 
 
 class StubAgent:

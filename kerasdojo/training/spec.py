@@ -38,11 +38,10 @@ class TrainSpec:
 
     def check(self) -> None:
         if self.native:
-            from kerasdojo.agents.native import native_agent
             from kerasdojo.envs import native
 
             native.make(self.env_id)  # a DojoError naming the envs that have a twin
-            native_agent(self.agent)
+            get(self.agent).load(native=True)
             if self.env_kwargs or self.async_envs:
                 raise DojoError("--native takes neither --env-kwargs nor --async: the native envs are fixed twins")
         for name in ("eval_every", "save_every"):
@@ -80,8 +79,9 @@ def greedy_evaluation(spec: TrainSpec, cfg: Any) -> bool:
     return spec.native or not envs_mod.samples_in_evaluation(spec.env_id, cfg.atari_wrapper)
 
 
-def build_agent(agent: str, cfg: Any, env: Any, seed: int) -> Any:
-    cls = get(agent).load()
+def build_agent(agent: str, cfg: Any, env: Any, seed: int, native: bool = False) -> Any:
+    """Agent ``agent`` for ``env`` (``native``: its trainer compiled end to end, for a native env)."""
+    cls = get(agent).load(native)
     return cls(cfg, env.obs_shape, env.obs_dtype, env.single_action_space, seed)
 
 

@@ -2,10 +2,12 @@
 
 :func:`start` makes a new run directory and :func:`resume` reopens one at its
 newest good checkpoint; both return a :class:`Session`, whose
-:meth:`Session.train` runs :func:`kerasdojo.agents.loop.run` with the hooks of
-:mod:`kerasdojo.agents.hooks` and returns a :class:`TrainSummary`.
-What a run is (:class:`TrainSpec`, :func:`open_run`) lives in :mod:`kerasdojo.agents.spec`;
-:func:`evaluate_run` (``kerasdojo eval``) in :mod:`kerasdojo.agents.stored`.
+:meth:`Session.train` runs :func:`kerasdojo.training.loop.run` with the hooks of
+:mod:`kerasdojo.training.hooks` and returns a :class:`TrainSummary`. The session is
+the hooks' :class:`~kerasdojo.training.hooks.RunHandle`; they report back through the
+loop's state. What a run is (:class:`TrainSpec`, :func:`open_run`) lives in
+:mod:`kerasdojo.training.spec`, what a checkpoint holds in :mod:`kerasdojo.training.checkpoint`,
+:func:`evaluate_run` (``kerasdojo eval``) in :mod:`kerasdojo.training.stored`.
 
 Ctrl-C stops at the end of the current iteration: a checkpoint is written and
 :class:`~kerasdojo.errors.Interrupted` names the resume command.
@@ -14,27 +16,26 @@ Ctrl-C stops at the end of the current iteration: a checkpoint is written and
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kerasdojo import __version__, backend
 from kerasdojo import config as config_mod
 from kerasdojo import envs as envs_mod
-from kerasdojo.agents import check_supported, get, hooks, loop
-from kerasdojo.agents.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
-from kerasdojo.agents.export import export_policy
-from kerasdojo.agents.recording import check_rgb_array, record_episode
-from kerasdojo.agents.spec import TrainSpec, build_agent, greedy_evaluation, open_run, resolve_config
-from kerasdojo.agents.stored import RunEvaluation, evaluate_run
+from kerasdojo.agents import check_supported, get
 from kerasdojo.errors import DojoError, Interrupted
 from kerasdojo.events import markdown_table, write_hparams
 from kerasdojo.files import save_arrays
 from kerasdojo.runs import Run
+from kerasdojo.training import hooks, loop
+from kerasdojo.training.checkpoint import load_checkpoint, restore_run, run_state
+from kerasdojo.training.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
+from kerasdojo.training.export import export_policy
+from kerasdojo.training.recording import check_rgb_array, record_episode
+from kerasdojo.training.spec import TrainSpec, build_agent, greedy_evaluation, open_run, resolve_config
+from kerasdojo.training.stored import RunEvaluation, evaluate_run
 
 EVAL_SEED_OFFSET = 10_000
 LOG_INTERVAL = 1000
@@ -66,7 +67,6 @@ class Session:
         seed = spec.seed
         backend.seed_everything(seed + state.step)
         if spec.native:
-            from kerasdojo.agents.native import native_agent
             from kerasdojo.envs.native.vector import NativeVecEnv
 
             self.env: Any = NativeVecEnv(
@@ -79,7 +79,7 @@ class Session:
             )
             check_supported(spec.agent, spec.env_id, self.env.single_action_space)
             env = self.env
-            self.agent = native_agent(spec.agent)(cfg, env.obs_shape, env.obs_dtype, env.single_action_space, seed)
+            self.agent = build_agent(spec.agent, cfg, env, seed, native=True)
         else:
             self.env = envs_mod.make_vec(
                 spec.env_id,
@@ -105,52 +105,40 @@ class Session:
         )
         self.eval_deterministic = greedy_evaluation(spec, cfg)
         self.title = f"{spec.agent} on {spec.env_id} (seed {seed}{', native' if spec.native else ''})"
-        self.policy_path: Path | None = None
-        self.video_path: Path | None = None
-        self.final_eval: EvalResult | None = None
 
     @property
     def eval_seed(self) -> int:
         return self.spec.seed + EVAL_SEED_OFFSET
 
-    # ------------------------------------------------------------------ state
-    def checkpoint_arrays(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays, meta = self.agent.state(buffers)
-        arrays.update({f"norm/{k}": v for k, v in self.env.normalizer.state().items()})
-        arrays["episodes/returns"] = np.array(self.env.episode_returns, np.float64)
-        arrays["episodes/lengths"] = np.array(self.env.episode_lengths, np.int64)
-        s = self.state
-        meta.update(
-            step=s.step,
-            train_seconds=s.train_seconds,
-            best_eval=s.best_eval,
-            best_step=s.best_step,
-            agent=self.spec.agent,
-            env_id=self.spec.env_id,
-            kerasdojo=__version__,
-            episodes=self.env.episodes,
-        )
-        return arrays, meta
-
-    def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], source: str) -> None:
-        self.agent.load_state(arrays, meta, source)
-        norm = {k[5:]: v for k, v in arrays.items() if k.startswith("norm/")}
-        if norm:
-            self.env.normalizer.load_state(norm)
-        self.env.episode_returns.extend(arrays.get("episodes/returns", np.zeros(0)).tolist())
-        self.env.episode_lengths.extend(arrays.get("episodes/lengths", np.zeros(0)).astype(int).tolist())
-        self.env.episodes = int(meta.get("episodes", 0))
-        if norm:  # the first observations were scaled with blank statistics: start again with the saved ones
-            self.env.reset(seed=self.spec.seed + self.state.step)
+    # ------------------------------------------------------------------ the hooks' RunHandle
+    def loop_meta(self, state: loop.LoopState) -> dict[str, Any]:
+        """Where the loop stands, for a checkpoint."""
+        spec = self.spec
+        return {
+            "step": state.step,
+            "train_seconds": state.train_seconds,
+            "best_eval": state.best_eval,
+            "best_step": state.best_step,
+            "agent": spec.agent,
+            "env_id": spec.env_id,
+        }
 
     def save_agent(self, name: str, policy_name: str) -> Path | None:
         """The agent's full state (no replay data) and its exported policy network, side by side."""
-        save_arrays(self.run.file(name), *self.checkpoint_arrays(buffers=False))
+        save_arrays(self.run.file(name), *run_state(self.agent, self.env, self.loop_meta(self.state), buffers=False))
         return export_policy(self.agent, self.env.normalizer, self.run.file(policy_name))
 
-    def save_checkpoint(self) -> Path:
-        arrays, meta = self.checkpoint_arrays()
-        return self.run.save_checkpoint(self.state.step, arrays, meta)
+    def save_checkpoint(self, state: loop.LoopState) -> Path:
+        return self.run.save_checkpoint(state.step, *run_state(self.agent, self.env, self.loop_meta(state)))
+
+    def log(self, row: dict[str, float], step: int) -> None:
+        self.run.log(row, step)
+
+    def episode_stats(self) -> dict[str, float]:
+        return self.env.stats()
+
+    def episodes(self) -> int:
+        return self.env.episodes
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, stop: Callable[[], bool] | None = None) -> EvalResult:
@@ -159,17 +147,14 @@ class Session:
         episodes, det = self.spec.eval_episodes, self.eval_deterministic
         return EvalResult.of(*evaluate(self.agent, self.eval_env, episodes, self.eval_seed, det, stop=stop))
 
-    def record(self, path: Path, seed: int | None = None) -> Path:
+    def record(self, name: str) -> Path:
         norm = self.env.normalizer.state() if self.cfg.normalize_obs else None
-        seed = self.eval_seed if seed is None else seed
-        spec = self.spec
+        spec, path = self.spec, self.run.file(name)
         det, atari = self.eval_deterministic, self.cfg.atari_wrapper
-        return record_episode(self.agent, spec.env_id, spec.env_kwargs, norm, seed, path, det, atari)[0]
+        return record_episode(self.agent, spec.env_id, spec.env_kwargs, norm, self.eval_seed, path, det, atari)[0]
 
-    def write_results(self, result: EvalResult) -> None:
+    def write_results(self, s: loop.LoopState, result: EvalResult) -> None:
         """eval.json and the run's HParams entry (hyperparameters and final metrics)."""
-        self.final_eval = result
-        s = self.state
         how = {"step": s.step, "deterministic": self.eval_deterministic, "seed": self.eval_seed}
         best = {"best_mean_reward": s.best_eval, "best_step": s.best_step}
         # The math the networks ran in (precision=auto picks it per machine, so the config cannot say).
@@ -187,6 +172,7 @@ class Session:
         spec, state = self.spec, self.state
         chain: list[loop.Hook] = [
             hooks.EvalHook(self, spec.eval_every),
+            hooks.InterruptHook(),
             hooks.LogHook(self, LOG_INTERVAL),
             hooks.CheckpointHook(self, spec.save_every),
         ]
@@ -194,10 +180,9 @@ class Session:
             chain.append(hooks.VideoHook(self))
         if progress is not None:
             chain.append(hooks.ProgressHook(self, progress))
-        chain.append(hooks.InterruptHook())
         try:
             if not loop.run(self.agent, self.env, state, chain):
-                path = self.save_checkpoint()
+                path = self.save_checkpoint(state)
                 raise Interrupted(
                     f"Training interrupted at step {state.step:,}; checkpoint saved to {path}",
                     hint=f"continue with: kerasdojo resume {self.run.path}",
@@ -206,18 +191,18 @@ class Session:
             self.env.close()
             self.eval_env.close()
             self.run.close()
-        assert self.final_eval is not None, "the evaluation hook writes the final evaluation"
+        assert state.final_eval is not None, "the evaluation hook writes the final evaluation"
         return TrainSummary(
             run_dir=self.run.path,
             steps=state.step,
             seconds=state.session_seconds,
             train_seconds_total=state.train_seconds,
             fps=state.fps,
-            eval=self.final_eval,
+            eval=state.final_eval,
             best_eval=state.best_eval,
             best_step=state.best_step,
-            policy=self.policy_path,
-            video=self.video_path,
+            policy=state.policy_path,
+            video=state.video_path,
         )
 
 
@@ -252,16 +237,6 @@ def start(spec: TrainSpec, runs_dir: str | Path = "runs") -> Session:
         raise
 
 
-def load_checkpoint(run: Run, warn: Warn | None) -> tuple[Path, dict[str, np.ndarray], dict[str, Any]]:
-    """The newest checkpoint that loads; damaged newer ones are set aside as ``*.damaged``."""
-    path, arrays, meta = run.load_latest_checkpoint(warn)
-    step = int(meta.get("step", 0))
-    for later, damaged in run.checkpoints():
-        if later > step:
-            os.replace(damaged, damaged.with_name(damaged.name + ".damaged"))
-    return path, arrays, meta
-
-
 def resume(run_dir: str | Path, total_steps: int | None = None, warn: Warn | None = None) -> Session:
     """Reopen a run at its newest good checkpoint; ``total_steps`` may raise its budget."""
     run, spec, cfg = open_run(run_dir)
@@ -285,7 +260,9 @@ def resume(run_dir: str | Path, total_steps: int | None = None, warn: Warn | Non
         best_step=meta.get("best_step"),
     )
     session = Session(run, spec, cfg, state)
-    session.restore(arrays, meta, str(path))
+    if restore_run(session.agent, session.env, arrays, meta, str(path)):
+        # The first observations were scaled with blank statistics: start again with the saved ones.
+        session.env.reset(seed=spec.seed + step)
     # Only now that the checkpoint loaded: record the new budget, cut what came after it, and
     # clear what a killed process was writing.
     config = run.config

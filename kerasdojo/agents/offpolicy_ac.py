@@ -3,7 +3,7 @@
 
 The networks work in [-1, 1] (a tanh output); the env gets actions mapped to the
 Box bounds, and the replay buffer stores the [-1, 1] ones, as Stable-Baselines3
-does. Each call of :meth:`OffPolicyAgent.learn` steps the vector env
+does. Each call of :meth:`OffPolicyActorCritic.learn` steps the vector env
 ``train_freq`` times (uniformly random actions before ``learning_starts``), then
 runs ``gradient_steps`` gradient steps in one compiled TensorFlow call on
 minibatches drawn at once. That call also returns the updated actor's output
@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
-from kerasdojo.agents.base import Agent, AgentConfig, schedule
+from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
+from kerasdojo.agents.rules import gradient_steps, polyak, schedule
 from kerasdojo.config import option
 from kerasdojo.errors import DojoError
 
@@ -56,7 +57,7 @@ class OffPolicyConfig(AgentConfig):
     gradient_steps: int = option(1, "Gradient steps per update (-1: as many as env steps collected).", low=-1)
 
 
-class OffPolicyAgent(Agent):
+class OffPolicyActorCritic(Agent):
     """The shared cycle; subclasses build the actor, the critics and ``self.forward`` (NumPy
     acting), and provide :meth:`actions_from` and ``self._train``, the compiled
     ``(obs, actions, rewards, next_obs, terminated, n_updates, act_obs) -> (losses, actor(act_obs))``."""
@@ -105,10 +106,11 @@ class OffPolicyAgent(Agent):
         self.critic_opt = keras.optimizers.Adam(learning_rate=self.cfg.learning_rate)
         self.critic_opt.build(self.critic_vars)
 
-    def update_critic_targets(self) -> None:
-        """Polyak-average every critic target towards its critic (inside compiled code)."""
+    def update_critic_targets(self, where: Any = None) -> None:
+        """Polyak-average every critic target towards its critic (inside compiled code; with
+        ``where``, a boolean tensor, only when it holds)."""
         for target, online in zip(self.critic_targets, self.critics, strict=True):
-            self.polyak(target.weights, online.weights, self.cfg.tau)
+            polyak(target.weights, online.weights, self.cfg.tau, where)
 
     def actor_torso(self) -> list[Any]:
         cfg = self.cfg
@@ -126,12 +128,6 @@ class OffPolicyAgent(Agent):
         """The smallest of the ``models``' Q values (one model: its values), inside compiled code."""
         qs = [self.q(m, obs, actions) for m in models]
         return qs[0] if len(qs) == 1 else backend.tf().reduce_min(backend.tf().stack(qs), axis=0)
-
-    @staticmethod
-    def polyak(targets: Any, online: Any, tau: float) -> None:
-        """``target <- tau * online + (1 - tau) * target`` for each pair of weights (inside compiled code)."""
-        for target, source in zip(targets, online, strict=True):
-            target.assign(tau * source + (1.0 - tau) * target)
 
     # ------------------------------------------------------------------ acting
     def to_env(self, actions: np.ndarray) -> np.ndarray:
@@ -190,7 +186,7 @@ class OffPolicyAgent(Agent):
 
         self.obs = collect(env, self.obs, self.buffer, cfg.train_freq, choose, self.on_done)
         taken = cfg.train_freq * n_envs
-        n_grad = cfg.gradient_steps if cfg.gradient_steps >= 0 else taken
+        n_grad = gradient_steps(cfg.gradient_steps, taken)
         if step + taken <= cfg.learning_starts or n_grad == 0:
             return taken, {}
         lr = schedule(cfg.lr_schedule, cfg.learning_rate, step / total_steps)

@@ -1,0 +1,88 @@
+"""The acting engine: a batch of observations in, NumPy outputs of a set of Keras models out.
+
+One call per vector step, so its cost is paid at every env step: NumPy copies of
+Dense-only networks where they serve (a TensorFlow call has a fixed overhead that
+a small MLP's arithmetic does not cover), else one compiled TensorFlow call for all
+models. Timings of both paths are in ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from kerasdojo import backend
+from kerasdojo.networks import NumpyForward
+
+
+class Forward:
+    """Run a set of Keras models on a batch of observations and return NumPy outputs.
+
+    Uses :class:`NumpyForward` copies when every model is Dense-only and
+    ``fast`` is set, else one compiled TensorFlow call for all models. Call
+    :meth:`refresh` after the weights change.
+    """
+
+    def __init__(
+        self, models: Sequence[Any], fast: bool = True, jit: bool = False, source: Sequence[Any] | None = None
+    ) -> None:
+        """``jit``: compile the TensorFlow call with XLA (faster for CNNs on a CPU).
+        ``source``: the trained models, when ``models`` are float32 twins of them (same layers,
+        another dtype policy) to act with; :meth:`refresh` copies their weights over (XLA's CPU
+        bfloat16 convolutions are much slower than its float32 ones on one stack of frames)."""
+        self.models = list(models)
+        self._copy = None
+        if source is not None:
+            tf = backend.tf()
+            pairs = [
+                (d, s)
+                for dm, sm in zip(self.models, source, strict=True)
+                for d, s in zip(dm.weights, sm.weights, strict=True)
+            ]
+            for d, s in pairs:
+                if tuple(d.shape) != tuple(s.shape):
+                    raise ValueError(f"Forward: twin weight {d.path} {d.shape} != {s.path} {s.shape}")
+
+            @tf.function
+            def copy() -> None:
+                for d, s in pairs:
+                    d.assign(s.value)
+
+            self._copy = copy
+            copy()
+        copies = [NumpyForward.of(m) for m in self.models] if fast else [None]
+        if fast and all(c is not None for c in copies):
+            self._np: list[NumpyForward] | None = copies  # type: ignore[assignment]
+        else:
+            self._np = None
+            tf = backend.tf()
+            models_ = self.models
+
+            @tf.function(reduce_retracing=True, jit_compile=jit)
+            def call(obs: Any) -> list[Any]:
+                outs: list[Any] = []
+                for m in models_:  # a model with several outputs (a shared torso) adds them all
+                    o = m(obs, training=False)
+                    outs.extend(o if isinstance(o, (list, tuple)) else [o])
+                return outs
+
+            self._tf = call
+
+    @property
+    def numpy(self) -> bool:
+        """Whether acting runs on NumPy copies of the weights (which a running update leaves alone)."""
+        return self._np is not None
+
+    def refresh(self) -> None:
+        if self._copy is not None:
+            self._copy()
+        if self._np is not None:
+            for copy in self._np:
+                copy.refresh()
+
+    def __call__(self, obs: np.ndarray) -> list[np.ndarray]:
+        if self._np is not None:
+            return [f(obs) for f in self._np]
+        return [o.numpy() for o in self._tf(obs)]

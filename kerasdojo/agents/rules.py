@@ -1,0 +1,134 @@
+"""The rules algorithms share, each written once: schedules, GAE, advantage
+normalisation, target-network updates and the gradient-steps rule.
+
+Each takes arrays or tensors and knows no agent. Where a rule runs both in NumPy
+(the Gymnasium path) and inside a compiled TensorFlow graph (``--native``), its
+TensorFlow version sits beside it, with the same arithmetic in the same order, so
+both paths compute the same numbers.
+
+Conventions for rollouts from Gymnasium 1.x vector envs (next-step autoreset):
+``valid[t, i]`` is False for a call that ignored env ``i``'s action (one that only
+reset it, or an Atari call that served with FIRE after a lost life): the one
+episode-boundary mask, which every loss weighs its transitions by. On the step
+that ends an episode the next observation is the true last one, so a *truncated*
+episode bootstraps from ``V(o_{t+1})`` while a *terminated* one does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kerasdojo import backend
+
+# --------------------------------------------------------------------------- schedules
+
+
+def linear(start: float, end: float, fraction: float, progress: float) -> float:
+    """Linear from ``start`` to ``end`` over the first ``fraction`` of training, then ``end``.
+    ``progress`` is the fraction of training done, in [0, 1] (DQN's epsilon)."""
+    if fraction <= 0:
+        return end
+    return start + (end - start) * min(progress / fraction, 1.0)
+
+
+def linear_tf(start: float, end: float, fraction: float, progress: Any) -> Any:
+    """:func:`linear` on a float32 tensor ``progress``, inside compiled code."""
+    tf = backend.tf()
+    done = tf.minimum(progress / max(fraction, 1e-12), 1.0) if fraction > 0 else 1.0
+    return start + (end - start) * done
+
+
+def schedule(kind: str, value: float, progress: float) -> float:
+    """``constant``: value; ``linear``: value decayed linearly to 0 at the end (RL Zoo's ``lin_``)."""
+    return value if kind == "constant" else value * max(1.0 - progress, 0.0)
+
+
+def schedule_tf(kind: str, value: float, progress: Any) -> Any:
+    """:func:`schedule` on a float32 tensor ``progress``, inside compiled code."""
+    tf = backend.tf()
+    return value * (tf.maximum(1.0 - progress, 0.0) if kind == "linear" else 1.0)
+
+
+# --------------------------------------------------------------------------- advantages
+
+
+def td_errors(rewards: Any, values: Any, next_values: Any, not_terminal: Any, gamma: float) -> Any:
+    """``delta_t = r_t + gamma * V(o_{t+1}) * (1 - terminated_t) - V(o_t)`` (arrays or tensors)."""
+    return rewards + gamma * next_values * not_terminal - values
+
+
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Advantages and returns (Schulman et al. 2016), arrays shaped (T, n_envs).
+
+    ``next_values[t]`` is ``V(o_{t+1})``, the value of the observation the step returned.
+    The sum of future TD errors stops at any episode end (terminated or truncated).
+    """
+    advantages = np.zeros_like(rewards, dtype=np.float32)
+    deltas = td_errors(rewards, values, next_values, 1.0 - terminated.astype(np.float32), gamma)
+    carry_on = 1.0 - np.logical_or(terminated, truncated).astype(np.float32)
+    last = np.zeros(rewards.shape[1:], np.float32)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        last = deltas[t] + gamma * lam * carry_on[t] * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+def gae_tf(
+    rewards: Any, values: Any, next_values: Any, terminated: Any, done: Any, gamma: float, lam: float
+) -> tuple[Any, Any]:
+    """:func:`gae` inside compiled code: ``terminated`` float32, ``done`` (terminated or
+    truncated) bool, all shaped (T, n_envs)."""
+    tf = backend.tf()
+    deltas = td_errors(rewards, values, next_values, 1.0 - terminated, gamma)
+    carry = gamma * lam * (1.0 - tf.cast(done, tf.float32))
+    advantages = tf.scan(
+        lambda acc, x: x[0] + x[1] * acc, (deltas, carry), initializer=tf.zeros(tf.shape(rewards)[1:]), reverse=True
+    )
+    return advantages, advantages + values
+
+
+def normalize_advantages(advantages: Any, weight: Any) -> Any:
+    """Advantages standardised with the mean and std under ``weight`` (summing to 1), inside compiled code."""
+    tf = backend.tf()
+    mean = tf.reduce_sum(weight * advantages)
+    std = tf.sqrt(tf.reduce_sum(weight * (advantages - mean) ** 2))
+    return (advantages - mean) / (std + 1e-8)
+
+
+def mask_weights(valid: Any) -> Any:
+    """Per-transition weights of a mean over the ``valid`` ones (float32 0/1), inside compiled code."""
+    tf = backend.tf()
+    return valid / tf.maximum(tf.reduce_sum(valid), 1.0)
+
+
+# --------------------------------------------------------------------------- off-policy
+
+
+def gradient_steps(setting: int, collected: int) -> int:
+    """Gradient steps of one update: ``setting``, or with -1 as many as env steps collected (SB3)."""
+    return setting if setting >= 0 else collected
+
+
+def polyak(targets: Any, sources: Any, tau: Any, where: Any = None) -> None:
+    """``target <- tau * source + (1 - tau) * target`` for each pair of weights, inside compiled
+    code; ``tau`` 1 copies. With ``where`` (a boolean tensor), only when it holds."""
+    tf = backend.tf()
+    for target, source in zip(targets, sources, strict=True):
+        new = tau * source + (1.0 - tau) * target
+        target.assign(new if where is None else tf.where(where, new, target))
+
+
+def collapsed_tau(tau: float, times: Any) -> Any:
+    """The ``tau`` of one update equal to ``times`` Polyak updates towards a source that did not
+    change in between: ``1 - (1 - tau) ** times`` (1 for hard copies)."""
+    return 1.0 - (1.0 - tau) ** times
