@@ -5,17 +5,12 @@ any saved model loads with plain ``keras.models.load_model``. Used by the
 supervised tasks and by every agent. Keras comes through :mod:`kerasdojo.backend`
 (the TensorFlow backend, quiet start-up), the only module of ours imported here.
 
-Also here: :class:`NumpyForward`, a NumPy copy of a small Dense-only model. On a
-CPU one call of a compiled TensorFlow function costs ~0.2-0.4 ms, while the
-forward pass of a 64x64 MLP on 8 observations costs ~7 us in NumPy; acting in an
-environment loop is one such call per step, so agents act through this copy and
-refresh it after each update.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -288,7 +283,7 @@ def build_shared(input_shape: Sequence[int], torso: list[Any], heads: dict[str, 
 
 # --------------------------------------------------------------------------- heads
 # Each head is a list of layers appended to a torso, so the result stays a
-# Sequential model that plain Keras can load and NumpyForward can copy.
+# Sequential model that plain Keras can load and the acting engine can copy into NumPy.
 
 
 def q_head(n_actions: int, init: str = "glorot_uniform") -> list[Any]:
@@ -372,69 +367,3 @@ def deterministic_head(action_dim: int, init: str = "fan_in_uniform") -> list[An
 
 def count_params(model: Any) -> int:
     return int(sum(np.prod(w.shape) for w in model.weights))
-
-
-# --------------------------------------------------------------------------- NumPy forward
-
-_NP_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "tanh": np.tanh,
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
-}
-
-
-class NumpyForward:
-    """A NumPy copy of a Sequential model made of Dense (and Flatten/Dropout) layers.
-
-    Build with :meth:`of` (None when the model has other layers: then use a
-    compiled TensorFlow call); call :meth:`refresh` after the weights change.
-    """
-
-    def __init__(self, model: Any, activations: list[str], flatten: bool = False) -> None:
-        self.model = model
-        self.flatten = flatten
-        self.activations = [_NP_ACT[a] for a in activations]
-        self.params: list[tuple[np.ndarray, np.ndarray | None]] = []
-        self.refresh()
-
-    @classmethod
-    def of(cls, model: Any) -> NumpyForward | None:
-        keras = _keras()
-        activations = []
-        flatten = False
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.Dense):
-                name = getattr(layer.activation, "__name__", "")
-                if name not in _NP_ACT:
-                    return None
-                activations.append(name)
-            elif isinstance(layer, (keras.layers.Dropout, keras.layers.InputLayer)):
-                continue
-            elif isinstance(layer, keras.layers.Flatten):
-                flatten = True
-                continue
-            else:
-                return None
-        return cls(model, activations, flatten)
-
-    def refresh(self) -> None:
-        keras = _keras()
-        self.params = []
-        for layer in self.model.layers:
-            if isinstance(layer, keras.layers.Dense):
-                kernel = np.asarray(layer.kernel.numpy(), np.float32)
-                bias = np.asarray(layer.bias.numpy(), np.float32) if layer.use_bias else None
-                self.params.append((kernel, bias))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        h = np.asarray(x, np.float32)
-        if self.flatten:
-            h = h.reshape(len(h), -1)
-        for (kernel, bias), act in zip(self.params, self.activations, strict=True):
-            h = h @ kernel
-            if bias is not None:
-                h += bias
-            h = act(h)
-        return h

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kerasdojo import backend, networks
+from kerasdojo.agents.acting import NumpyForward
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +138,11 @@ def test_dueling_head_is_v_plus_centred_advantage(keras) -> None:
 
 def test_numpy_forward_matches_keras(keras) -> None:
     model = networks.mlp((2, 3), hidden=(16, 16), activation="tanh", output_dim=4)
-    copy = networks.NumpyForward.of(model)
+    copy = NumpyForward.of(model)
     assert copy is not None
     x = np.random.default_rng(2).standard_normal((7, 2, 3)).astype(np.float32)
     np.testing.assert_allclose(copy(x), model(x).numpy(), atol=1e-5)
     model.layers[-1].kernel.assign(model.layers[-1].kernel.numpy() * 2)
     copy.refresh()
     np.testing.assert_allclose(copy(x), model(x).numpy(), atol=1e-5)
-    assert networks.NumpyForward.of(networks.mnist_cnn()) is None
+    assert NumpyForward.of(networks.mnist_cnn()) is None

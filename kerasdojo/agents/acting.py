@@ -8,13 +8,12 @@ models. Timings of both paths are in ``benchmarks/RESULTS.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from kerasdojo import backend
-from kerasdojo.networks import NumpyForward
 
 
 class Forward:
@@ -86,3 +85,68 @@ class Forward:
         if self._np is not None:
             return [f(obs) for f in self._np]
         return [o.numpy() for o in self._tf(obs)]
+
+
+# The activations a NumPy copy can compute, by Keras's names.
+_NP_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "tanh": np.tanh,
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+}
+
+
+class NumpyForward:
+    """A NumPy copy of a Sequential model made of Dense (and Flatten/Dropout) layers.
+
+    Build with :meth:`of` (None when the model has other layers: then use a
+    compiled TensorFlow call); call :meth:`refresh` after the weights change.
+    """
+
+    def __init__(self, model: Any, activations: list[str], flatten: bool = False) -> None:
+        self.model = model
+        self.flatten = flatten
+        self.activations = [_NP_ACT[a] for a in activations]
+        self.params: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self.refresh()
+
+    @classmethod
+    def of(cls, model: Any) -> NumpyForward | None:
+        keras = backend.keras()
+        activations = []
+        flatten = False
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dense):
+                name = getattr(layer.activation, "__name__", "")
+                if name not in _NP_ACT:
+                    return None
+                activations.append(name)
+            elif isinstance(layer, (keras.layers.Dropout, keras.layers.InputLayer)):
+                continue
+            elif isinstance(layer, keras.layers.Flatten):
+                flatten = True
+                continue
+            else:
+                return None
+        return cls(model, activations, flatten)
+
+    def refresh(self) -> None:
+        keras = backend.keras()
+        self.params = []
+        for layer in self.model.layers:
+            if isinstance(layer, keras.layers.Dense):
+                kernel = np.asarray(layer.kernel.numpy(), np.float32)
+                bias = np.asarray(layer.bias.numpy(), np.float32) if layer.use_bias else None
+                self.params.append((kernel, bias))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h = np.asarray(x, np.float32)
+        if self.flatten:
+            h = h.reshape(len(h), -1)
+        for (kernel, bias), act in zip(self.params, self.activations, strict=True):
+            h = h @ kernel
+            if bias is not None:
+                h += bias
+            h = act(h)
+        return h

@@ -24,7 +24,6 @@ import numpy as np
 from kerasdojo import backend
 from kerasdojo.agents.buffers import check_replay_memory
 from kerasdojo.agents.dqn import DQN
-from kerasdojo.agents.onpolicy import LOG_2PI
 from kerasdojo.agents.ppo import PPO
 from kerasdojo.agents.rules import collapsed_tau, gae_tf, gradient_steps, linear_tf, polyak, schedule_tf
 from kerasdojo.envs.native.vector import NativeVecEnv
@@ -89,17 +88,6 @@ class NativePPO(NativeTrainer, PPO):
         return cfg.n_steps * env.num_envs, metrics
 
     # ------------------------------------------------------------------ compiled
-    def _sample_tf(self, out: Any) -> tuple[Any, Any]:
-        tf = backend.tf()
-        if self.discrete:
-            log_p = tf.nn.log_softmax(out)
-            u = self.tf_rng.uniform(tf.shape(out), minval=1e-20, maxval=1.0)
-            actions = tf.argmax(log_p - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
-            return actions, tf.gather(log_p, actions, batch_dims=1)
-        noise = self.tf_rng.normal(tf.shape(out))
-        actions = out + tf.exp(self.log_std) * noise
-        return actions, tf.reduce_sum(-0.5 * noise**2 - self.log_std - 0.5 * LOG_2PI, axis=1)
-
     def _iteration(self, progress: Any) -> dict[str, Any]:
         tf = backend.tf()
         self.traces += 1
@@ -118,7 +106,7 @@ class NativePPO(NativeTrainer, PPO):
         def body(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any, arrays: Any) -> Any:
             logits = self.pi(obs, training=False)
             value = self.vf(obs, training=False)[:, 0]
-            actions, log_probs = self._sample_tf(logits)
+            actions, log_probs = self.dist.tf_sample(*self.dist_params(logits, tf_graph=True), self.tf_rng)
             env_actions = actions if self.discrete else tf.reshape(actions, [n_envs, *self.action_shape])
             out, ep_return, ep_length, (done, ep_ret_end, ep_len_end) = env.tf_step(
                 state, t, env_actions, ep_return, ep_length

@@ -19,14 +19,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend, networks
+from kerasdojo.agents import distributions
 from kerasdojo.agents.acting import Forward
 from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import RolloutBuffer
 from kerasdojo.agents.rules import gae
 from kerasdojo.agents.speed import cnn_precision
 from kerasdojo.config import option
-
-LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +70,13 @@ class OnPolicyActorCritic(Agent):
                 obs_shape, obs_dtype, cfg.net_arch, cfg.activation, init, math.sqrt(2), self.precision
             )
 
+        self.dist = distributions.for_space(action_space)
+        self.action_shape: tuple[int, ...] = self.dist.action_shape
         if self.discrete:
             self.n_actions = int(action_space.n)
             head = networks.categorical_head(self.n_actions)
             self.log_std = None
-            self.action_shape: tuple[int, ...] = ()
         else:
-            self.action_shape = tuple(action_space.shape)
             head, self.log_std = networks.gaussian_head(int(np.prod(self.action_shape)), cfg.log_std_init)
         dtype = networks.input_dtype(obs_shape, obs_dtype)
         if networks.is_image_space(obs_shape, obs_dtype):
@@ -123,23 +122,21 @@ class OnPolicyActorCritic(Agent):
         self._log_std = None if self.log_std is None else np.asarray(self.log_std.numpy(), np.float32)
 
     # ------------------------------------------------------------------ acting
+    def dist_params(self, out: Any, tf_graph: bool = False) -> tuple[Any, ...]:
+        """The distribution's parameters from policy outputs: the logits, or the mean and the
+        log-std (the variable inside compiled code, its NumPy copy outside)."""
+        if self.log_std is None:
+            return (out,)
+        return (out, self.log_std if tf_graph else self._log_std)
+
     def _sample(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sample actions and their log-probabilities from policy outputs (NumPy)."""
-        if self.discrete:
-            logits = out - out.max(axis=1, keepdims=True)
-            log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            gumbel = -np.log(-np.log(self.rng.random(logits.shape, dtype=np.float32) + 1e-20) + 1e-20)
-            actions = np.argmax(logits + gumbel, axis=1)
-            return actions, log_probs[np.arange(len(actions)), actions]
-        noise = self.rng.standard_normal(out.shape, dtype=np.float32)
-        actions = out + np.exp(self._log_std) * noise
-        log_probs = (-0.5 * noise**2 - self._log_std - 0.5 * LOG_2PI).sum(axis=1)
-        return actions.reshape(len(out), *self.action_shape), log_probs
+        return self.dist.np_sample(*self.dist_params(out), self.rng)
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         out, _ = self.forward(obs)
         if deterministic:
-            return out.argmax(axis=1) if self.discrete else out.reshape(len(out), *self.action_shape)
+            return self.dist.np_mode(*self.dist_params(out))
         return self._sample(out)[0]
 
     # ------------------------------------------------------------------ collecting
@@ -151,7 +148,7 @@ class OnPolicyActorCritic(Agent):
             self.obs_shape,
             self.obs_dtype,
             self.action_shape,
-            np.int64 if self.discrete else np.float32,
+            self.dist.action_dtype,
         )
 
     def collect(self, env: Any) -> tuple[RolloutBuffer, np.ndarray, np.ndarray]:
@@ -205,14 +202,4 @@ class OnPolicyActorCritic(Agent):
 
     def log_prob_entropy(self, out: Any, actions: Any) -> tuple[Any, Any]:
         """Log-probabilities of ``actions`` and the entropy under the policy outputs ``out`` (TF)."""
-        tf = backend.tf()
-        if self.discrete:
-            log_p = tf.nn.log_softmax(out)
-            logp = tf.gather(log_p, actions, batch_dims=1)
-            entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=1)
-            return logp, entropy
-        flat_actions = tf.reshape(actions, tf.shape(out))
-        z = (flat_actions - out) * tf.exp(-self.log_std)
-        logp = tf.reduce_sum(-0.5 * z**2 - self.log_std - 0.5 * LOG_2PI, axis=1)
-        entropy = tf.reduce_sum(self.log_std + 0.5 * (1.0 + LOG_2PI)) * tf.ones_like(logp)
-        return logp, entropy
+        return self.dist.tf_log_prob_entropy(*self.dist_params(out, tf_graph=True), actions)

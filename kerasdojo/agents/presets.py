@@ -20,7 +20,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # ------------------------------------------------------------------ PPO
     ("ppo", "CartPole-v1"): {
         # XLA gives no steps/s gain over this preset's short updates, and its compilation delays
-        # the first solve (median 3.16 s vs 2.74 s over 5 seeds, benchmarks/RESULTS.md).
+        # the first solve (benchmarks/RESULTS.md, "PPO and XLA").
         "jit_compile": False,
         "n_envs": 8,
         "total_steps": 100_000,

@@ -25,13 +25,11 @@ import numpy as np
 
 from kerasdojo import backend, networks
 from kerasdojo.agents.acting import Forward
+from kerasdojo.agents.distributions import SquashedDiagGaussian
 from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic, OffPolicyConfig
 from kerasdojo.agents.speed import compiled, repeat, static_steps
 from kerasdojo.config import option
 from kerasdojo.errors import DojoError
-
-LOG_2PI = math.log(2.0 * math.pi)
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3's clamp of the actor's log-std
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,19 +72,6 @@ def _number(key: str, raw: str) -> float:
         ) from None
 
 
-def squashed_gaussian(mean: Any, log_std: Any, noise: Any) -> tuple[Any, Any]:
-    """Sample ``a = tanh(mean + exp(log_std) * noise)`` and its log-probability (TF tensors).
-
-    ``log pi(a) = sum_j [log N(u_j; mean_j, std_j) - log(1 - tanh(u_j)^2)]``, where
-    ``log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))`` keeps it finite at the bounds.
-    """
-    tf = backend.tf()
-    u = mean + tf.exp(log_std) * noise
-    log_normal = -0.5 * noise**2 - log_std - 0.5 * LOG_2PI
-    log_det = 2.0 * (math.log(2.0) - u - tf.nn.softplus(-2.0 * u))
-    return tf.tanh(u), tf.reduce_sum(log_normal - log_det, axis=-1)
-
-
 class SAC(OffPolicyActorCritic):
     name = "sac"
     Config = SACConfig
@@ -98,6 +83,7 @@ class SAC(OffPolicyActorCritic):
         keras = backend.keras()
         self.cfg: SACConfig = cfg
         A = self.action_dim
+        self.dist = SquashedDiagGaussian(A)  # log-std clipped to SB3's [-20, 2]
         self.actor = networks.build(
             obs_shape, self.actor_torso() + networks.squashed_gaussian_head(A, cfg.init), "actor"
         )
@@ -144,16 +130,14 @@ class SAC(OffPolicyActorCritic):
     def actions_from(self, out: np.ndarray, deterministic: bool) -> np.ndarray:
         mean, log_std = out[:, : self.action_dim], out[:, self.action_dim :]
         if deterministic:
-            return np.tanh(mean)
-        std = np.exp(np.clip(log_std, LOG_STD_MIN, LOG_STD_MAX))
-        return np.tanh(mean + std * self.rng.standard_normal(mean.shape, dtype=np.float32))
+            return self.dist.np_mode(mean)
+        return self.dist.np_sample(mean, log_std, self.rng)[0]
 
     # ------------------------------------------------------------------ the update (compiled)
     def _sample(self, obs: Any) -> tuple[Any, Any]:
-        tf = backend.tf()
+        """A reparameterised action of the actor for ``obs`` and its log-probability."""
         out = self.actor(obs, training=True)
-        mean, log_std = out[:, : self.action_dim], tf.clip_by_value(out[:, self.action_dim :], LOG_STD_MIN, LOG_STD_MAX)
-        return squashed_gaussian(mean, log_std, self.tf_rng.normal(tf.shape(mean)))
+        return self.dist.tf_sample(out[:, : self.action_dim], out[:, self.action_dim :], self.tf_rng)
 
     def _train_steps(
         self, obs: Any, actions: Any, rewards: Any, next_obs: Any, terminated: Any, n_updates: Any, act_obs: Any

@@ -46,6 +46,7 @@ def bench(
 
     from kerasdojo import config as config_mod
     from kerasdojo.experiments import bench as bench_mod
+    from kerasdojo.experiments.summary import summarize
 
     name = agent.value if isinstance(agent, Enum) else str(agent)
     if workers is not None and workers < 1:
@@ -77,7 +78,7 @@ def bench(
     t0 = time.perf_counter()
     results = _run_with_progress(spec, jobs, quiet, ray)
     wall = time.perf_counter() - t0
-    summary = bench_mod.summarize(folder)  # every seed the folder holds, earlier runs' too
+    summary = summarize(folder)  # every seed the folder holds, earlier runs' too
     from rich.markdown import Markdown
 
     cons.print(Markdown((folder / "summary.md").read_text()))

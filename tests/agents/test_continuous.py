@@ -3,8 +3,6 @@ buffer's truncation handling, no retracing, resume, export and bad input."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -30,33 +28,6 @@ def make(agent: str, env_id: str = "Pendulum-v1", **overrides):
 
 
 # ----------------------------------------------------------------------------- SAC's distribution
-def test_squashed_gaussian_log_prob_matches_a_numerical_density() -> None:
-    """log pi(a) against the density of a = tanh(u), u ~ N(mu, sigma), taken as the finite
-    difference of its CDF Phi((atanh(a) - mu) / sigma)."""
-    import tensorflow as tf
-
-    from kerasdojo.agents.sac import squashed_gaussian
-
-    def cdf(a: float, mu: float, sigma: float) -> float:
-        return 0.5 * (1.0 + math.erf((math.atanh(a) - mu) / (sigma * math.sqrt(2.0))))
-
-    for mu, log_std, noise in [(0.3, -0.5, 0.7), (-1.2, 0.4, -1.5), (2.0, -1.0, 0.9), (0.0, 0.0, 0.0)]:
-        action, logp = squashed_gaussian(
-            tf.constant([[mu]], tf.float64), tf.constant([[log_std]], tf.float64), tf.constant([[noise]], tf.float64)
-        )
-        a, sigma, h = float(action[0, 0]), math.exp(log_std), 1e-6
-        density = (cdf(a + h, mu, sigma) - cdf(a - h, mu, sigma)) / (2 * h)
-        assert abs(a - math.tanh(mu + sigma * noise)) < 1e-12
-        assert abs(float(logp[0]) - math.log(density)) < 1e-4, (mu, log_std, noise)
-    # Several dimensions: the log-probabilities add up; near the bounds it stays finite.
-    mean = tf.constant([[0.3, -1.2, 9.0]], tf.float64)
-    log_std = tf.constant([[-0.5, 0.4, 0.0]], tf.float64)
-    noise = tf.constant([[0.7, -1.5, 3.0]], tf.float64)
-    _, joint = squashed_gaussian(mean, log_std, noise)
-    parts = [
-        float(squashed_gaussian(mean[:, j : j + 1], log_std[:, j : j + 1], noise[:, j : j + 1])[1][0]) for j in range(3)
-    ]
-    assert np.isfinite(float(joint[0])) and abs(float(joint[0]) - sum(parts)) < 1e-9
 
 
 # ----------------------------------------------------------------------------- TD3's targets
@@ -108,20 +79,6 @@ def test_target_policy_smoothing_clips_the_noise_then_the_action() -> None:
     ddpg, _ = make("ddpg")
     ddpg.actor_target = agent.actor_target
     np.testing.assert_allclose(ddpg.target_actions(None).numpy(), [[0.9, 0.0], [-0.2, -0.95]])  # no smoothing
-
-
-def test_polyak_update() -> None:
-    import keras
-
-    from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic
-
-    target, online = keras.Variable(np.zeros(3, np.float32)), keras.Variable(np.array([1.0, -2.0, 4.0], np.float32))
-    OffPolicyActorCritic.polyak([target], [online], 0.005)
-    np.testing.assert_allclose(target.numpy(), [0.005, -0.01, 0.02], rtol=1e-6)
-    OffPolicyActorCritic.polyak([target], [online], 0.005)
-    np.testing.assert_allclose(target.numpy(), (1 - 0.995**2) * online.numpy(), rtol=1e-5)
-    OffPolicyActorCritic.polyak([target], [online], 1.0)
-    np.testing.assert_array_equal(target.numpy(), online.numpy())
 
 
 # ----------------------------------------------------------------------------- the shared replay buffer

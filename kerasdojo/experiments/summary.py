@@ -1,0 +1,112 @@
+"""The summary of a bench folder: a table per seed, mean, IQM and 95% bootstrap CI of the
+final evaluations, steps to the env's reward threshold, ``summary.json``, ``summary.md``
+and ``curves.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kerasdojo.experiments.bench import EXPERIMENT, finished, seed_run
+
+
+def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Per-seed results, aggregates, summary.json, summary.md and curves.png of a bench folder."""
+    from kerasdojo import envs as envs_mod
+    from kerasdojo.experiments import curves as curves_mod
+    from kerasdojo.runs import read_progress
+
+    marker = json.loads((out / EXPERIMENT).read_text())
+    env_id, agent = marker["env_id"], marker["agent"]
+    seeds = seeds if seeds is not None else tuple(marker["seeds"])
+    threshold = envs_mod.resolve(env_id).reward_threshold
+    rows, curves = [], []
+    for seed in seeds:
+        run = seed_run(out, seed)
+        if run is None or not finished(run):
+            rows.append({"seed": seed, "run": str(run) if run else None, "finished": False})
+            continue
+        result = json.loads((run / "eval.json").read_text())
+        progress = read_progress(run / "progress.csv")
+        last = progress[-1]
+        steps, seconds = int(last["time/total_timesteps"]), float(last["time/train_seconds"])
+        reached = None
+        if threshold is not None:
+            for r in progress:
+                if r.get("eval/mean_reward") not in (None, "") and float(r["eval/mean_reward"]) >= threshold:
+                    reached = int(r["time/total_timesteps"])
+                    break
+        rows.append(
+            {
+                "seed": seed,
+                "run": str(run),
+                "finished": True,
+                "final_eval": result["mean_reward"],
+                "best_eval": result.get("best_mean_reward"),
+                "steps_to_threshold": reached,
+                "steps": steps,
+                "train_seconds": seconds,
+                "steps_per_s": steps / max(seconds, 1e-9),
+            }
+        )
+        curves.append(curves_mod.read_curve(run))
+    finals = [r["final_eval"] for r in rows if r["finished"]]
+    import numpy as np
+
+    aggregate = {
+        "seeds_finished": len(finals),
+        "mean": float(np.mean(finals)) if finals else None,
+        "std": float(np.std(finals)) if finals else None,
+        "iqm": curves_mod.iqm(finals) if finals else None,
+        "iqm_ci95": list(curves_mod.bootstrap_ci(finals)) if finals else None,
+        "reached_threshold": sum(r.get("steps_to_threshold") is not None for r in rows),
+        "threshold": threshold,
+    }
+    summary = {"env_id": env_id, "agent": agent, "seeds": rows, "aggregate": aggregate}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(summary_markdown(summary))
+    if curves:
+        curves_mod.draw(
+            {f"{agent} on {env_id}": curves},
+            out / "curves.png",
+            "eval/mean_reward",
+            title=f"{agent} on {env_id}: evaluation return, {len(curves)} seeds",
+            threshold=threshold,
+        )
+    return summary
+
+
+def _fmt(v: Any, spec: str = ",.1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    agg = summary["aggregate"]
+    lines = [
+        f"# {summary['agent']} on {summary['env_id']}",
+        "",
+        "| seed | final eval | best eval | steps to goal | steps | steps/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in summary["seeds"]:
+        if not r["finished"]:
+            lines.append(f"| {r['seed']} | unfinished | | | | |")
+            continue
+        lines.append(
+            f"| {r['seed']} | {_fmt(r['final_eval'])} | {_fmt(r['best_eval'])} | "
+            f"{_fmt(r['steps_to_threshold'], ',')} | {r['steps']:,} | {r['steps_per_s']:,.0f} |"
+        )
+    if agg["seeds_finished"]:
+        lo, hi = agg["iqm_ci95"]
+        lines += [
+            "",
+            f"Final evaluation over {agg['seeds_finished']} seeds: mean {agg['mean']:.1f} ± {agg['std']:.1f}, "
+            f"IQM {agg['iqm']:.1f} (95% bootstrap CI {lo:.1f} to {hi:.1f})."
+            + (
+                f" {agg['reached_threshold']} of {len(summary['seeds'])} seeds reached the goal {agg['threshold']:g}."
+                if agg["threshold"] is not None
+                else ""
+            ),
+        ]
+    return "\n".join(lines) + "\n"
