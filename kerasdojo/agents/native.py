@@ -59,6 +59,29 @@ class NativeTrainer:
             self._stale = False
             self.refresh()
 
+    def _rollout(self, steps: int, obs: Any, columns: dict[str, Any], step_fn: Any) -> tuple[Any, dict[str, Any]]:
+        """``steps`` vector steps of the native env inside the compiled call, from ``obs``.
+        ``step_fn(i, state, t, obs, ep_return, ep_length) -> (row, out, ep_return, ep_length, next_obs)``,
+        ``row`` a tuple of tensors, one per column (name: dtype), and ``out`` the env's step; the
+        env's variables hold where it stopped. Returns the last observation and the columns stacked."""
+        tf = backend.tf()
+        env = self.env
+
+        def body(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any, arrays: Any) -> Any:
+            row, out, ep_return, ep_length, next_obs = step_fn(i, state, t, obs, ep_return, ep_length)
+            arrays = tuple(a.write(i, v) for a, v in zip(arrays, row, strict=True))
+            return i + 1, out.state, out.t, next_obs, ep_return, ep_length, arrays
+
+        start = (tf.constant(0), env.state.read_value(), env.t.read_value(), obs)
+        start += (env.ep_return.read_value(), env.ep_length.read_value())
+        start += (tuple(tf.TensorArray(d, size=steps) for d in columns.values()),)
+        _, state, t, obs, ep_return, ep_length, arrays = tf.while_loop(lambda i, *_: i < steps, body, start)
+        env.state.assign(state)
+        env.t.assign(t)
+        env.ep_return.assign(ep_return)
+        env.ep_length.assign(ep_length)
+        return obs, dict(zip(columns, (a.stack() for a in arrays), strict=True))
+
 
 class NativePPO(NativeTrainer, PPO):
     """PPO whose whole iteration (rollout, GAE, every epoch of the update) is one XLA program."""
@@ -98,12 +121,12 @@ class NativePPO(NativeTrainer, PPO):
         clip = schedule_tf(cfg.clip_schedule, cfg.clip_range, progress)
         self.opt.learning_rate.assign(lr)
 
-        names = ("obs", "actions", "log_probs", "values", "rewards", "terminated", "done", "final_obs")
-        names += ("ep_return", "ep_length")
-        dtypes = (tf.float32, tf.int32 if self.discrete else tf.float32, tf.float32, tf.float32, tf.float32)
-        dtypes += (tf.float32, tf.bool, tf.float32, tf.float64, tf.int32)
+        f32 = tf.float32
+        columns = {"obs": f32, "actions": tf.int32 if self.discrete else f32, "log_probs": f32, "values": f32}
+        columns |= {"rewards": f32, "terminated": f32, "done": tf.bool, "final_obs": f32}
+        columns |= {"ep_return": tf.float64, "ep_length": tf.int32}
 
-        def body(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any, arrays: Any) -> Any:
+        def step_fn(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any) -> Any:
             logits = self.pi(obs, training=False)
             value = self.vf(obs, training=False)[:, 0]
             actions, log_probs = self.dist.tf_sample(*self.dist_params(logits, tf_graph=True), self.tf_rng)
@@ -120,19 +143,10 @@ class NativePPO(NativeTrainer, PPO):
             reward = norm.tf_reward(out.reward, done)
             row = (obs, actions, log_probs, value, reward, tf.cast(out.terminated, tf.float32), done, final_obs)
             row += (ep_ret_end, ep_len_end)
-            arrays = tuple(a.write(i, v) for a, v in zip(arrays, row, strict=True))
-            return i + 1, out.state, out.t, next_obs, ep_return, ep_length, arrays
+            return row, out, ep_return, ep_length, next_obs
 
-        obs = norm.tf_observation(env.env.observe(env.state), update=False)
-        start = (tf.constant(0), env.state.read_value(), env.t.read_value(), obs)
-        start += (env.ep_return.read_value(), env.ep_length.read_value())
-        start += (tuple(tf.TensorArray(d, size=n_steps) for d in dtypes),)
-        _, state, t, obs, ep_return, ep_length, arrays = tf.while_loop(lambda i, *_: i < n_steps, body, start)
-        env.state.assign(state)
-        env.t.assign(t)
-        env.ep_return.assign(ep_return)
-        env.ep_length.assign(ep_length)
-        data = {k: a.stack() for k, a in zip(names, arrays, strict=True)}
+        first = norm.tf_observation(env.env.observe(env.state), update=False)
+        obs, data = self._rollout(n_steps, first, columns, step_fn)
         values, done = data["values"], data["done"]
         last_value = self.vf(obs, training=False)[:, 0]
         final_values = tf.reshape(self.vf(tf.reshape(data["final_obs"], [n_steps * n_envs, -1]))[:, 0], [n_steps, -1])
@@ -269,8 +283,8 @@ class NativeDQN(NativeTrainer, DQN):
         taken = steps * n_envs
         cap = cfg.buffer_size
 
-        names = ("obs", "actions", "rewards", "next_obs", "terminated", "done", "ep_return", "ep_length")
-        dtypes = (tf.float32, tf.int32, tf.float32, tf.float32, tf.float32, tf.bool, tf.float64, tf.int32)
+        columns = {"obs": tf.float32, "actions": tf.int32, "rewards": tf.float32, "next_obs": tf.float32}
+        columns |= {"terminated": tf.float32, "done": tf.bool, "ep_return": tf.float64, "ep_length": tf.int32}
 
         def epsilon(i: Any) -> Any:
             done_steps = step + tf.cast(i * n_envs, tf.int64)
@@ -278,7 +292,7 @@ class NativeDQN(NativeTrainer, DQN):
             eps = linear_tf(cfg.exploration_initial_eps, cfg.exploration_final_eps, cfg.exploration_fraction, progress)
             return eps, done_steps
 
-        def body(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any, arrays: Any) -> Any:
+        def step_fn(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any) -> Any:
             eps, done_steps = epsilon(i)
             greedy = tf.argmax(self.q(obs, training=False), axis=1, output_type=tf.int32)
             random = self.tf_rng.uniform([n_envs], maxval=self.n_actions, dtype=tf.int32)
@@ -291,24 +305,14 @@ class NativeDQN(NativeTrainer, DQN):
             # next_obs is the true last observation where an episode ended: truncations bootstrap.
             row = (obs, actions, out.reward, out.final_obs, tf.cast(out.terminated, tf.float32), done)
             row += (ep_ret_end, ep_len_end)
-            arrays = tuple(a.write(i, v) for a, v in zip(arrays, row, strict=True))
-            return i + 1, out.state, out.t, out.obs, ep_return, ep_length, arrays
+            return row, out, ep_return, ep_length, out.obs
 
-        start = (tf.constant(0), env.state.read_value(), env.t.read_value(), env.env.observe(env.state))
-        start += (env.ep_return.read_value(), env.ep_length.read_value())
-        start += (tuple(tf.TensorArray(d, size=steps) for d in dtypes),)
-        _, state, t, obs, ep_return, ep_length, arrays = tf.while_loop(lambda i, *_: i < steps, body, start)
-        env.state.assign(state)
-        env.t.assign(t)
-        env.ep_return.assign(ep_return)
-        env.ep_length.assign(ep_length)
-        arrays = dict(zip(names, arrays, strict=True))
+        _, arrays = self._rollout(steps, env.env.observe(env.state), columns, step_fn)
         eps = epsilon(steps - 1)[0]
         # Store the whole stretch at once, as a ring buffer.
         rows = (self.replay_pos + tf.range(taken)) % cap
         for key in ("obs", "actions", "rewards", "next_obs", "terminated"):
-            data = arrays[key].stack()
-            data = tf.reshape(data, [taken, *data.shape[2:]])
+            data = tf.reshape(arrays[key], [taken, *arrays[key].shape[2:]])
             if taken > cap:  # more than the buffer holds: the last ``cap`` transitions stay
                 self.replay[key].scatter_nd_update(rows[-cap:, None], data[-cap:])
             else:
@@ -332,15 +336,14 @@ class NativeDQN(NativeTrainer, DQN):
             return self._train_steps(*[tf.gather(self.replay[k], idx) for k in keys])
 
         loss, q_mean = tf.cond(train, train_steps, lambda: (tf.constant(0.0), tf.constant(0.0)))
-        done = arrays["done"].stack()
         return {
             "train/loss": loss,
             "train/q_values": q_mean,
             "rollout/exploration_rate": eps,
             "trained": tf.cast(train, tf.float32),
-            "done": done,
-            "ep_return": arrays["ep_return"].stack(),
-            "ep_length": arrays["ep_length"].stack(),
+            "done": arrays["done"],
+            "ep_return": arrays["ep_return"],
+            "ep_length": arrays["ep_length"],
         }
 
 
