@@ -4,7 +4,8 @@
   own vectorised implementation when an env has one, e.g. CartPole, else
   ``SyncVectorEnv``; ``AsyncVectorEnv`` with ``async_=True``), wrapped in
   :class:`~kerasdojo.envs.wrappers.VecEnv` for episode statistics, observation
-  encoding and optional normalisation.
+  encoding and optional normalisation (Gymnasium's vector wrappers, subclassed
+  where SB3's conventions need it).
 * :func:`make_env` builds one environment (for videos and rendering).
 * :func:`describe` and :func:`list_envs` back ``kerasdojo envs``.
 

@@ -1,6 +1,13 @@
 """The vector environment agents see: encoded observations, episode statistics,
 optional normalisation, and Gymnasium 1.x's next-step autoreset made explicit.
 
+:class:`VecEnv` stacks Gymnasium's own vector wrappers on the env, thinly
+subclassed where SB3's conventions (which kerasdojo's presets were tuned with)
+differ from Gymnasium's: ``ClipAction``, ``RecordEpisodeStatistics``, an
+observation encoder, ``NormalizeObservation`` and ``NormalizeReward``, the last
+two sharing one :class:`Normalizer`, the statistics that are saved with the
+agent and exported into ``policy.keras``.
+
 Gymnasium 1.x vector envs reset a finished sub-environment on the *next* call
 to ``step``: that call ignores the action and returns the first observation of
 the new episode with reward 0. :meth:`VecEnv.step` returns a ``was_reset``
@@ -16,36 +23,29 @@ from collections import deque
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.wrappers import utils, vector
 
 from kerasdojo.errors import DojoError
 
 
-class RunningMeanStd:
-    """Mean and variance of a stream of batches (Chan et al.'s parallel update)."""
+class RunningMeanStd(utils.RunningMeanStd):
+    """Gymnasium's running mean and variance (Chan et al.'s parallel update, count starting at
+    ``epsilon``), kept in float64 whatever the batch's dtype, as SB3's."""
 
     def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
-        self.mean = np.zeros(shape, np.float64)
-        self.var = np.ones(shape, np.float64)
-        self.count = epsilon
+        super().__init__(epsilon=epsilon, shape=shape)
 
-    def update(self, batch: np.ndarray) -> None:
-        batch = np.asarray(batch, np.float64)
-        b_mean, b_var, b_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
-        delta = b_mean - self.mean
-        total = self.count + b_count
-        self.mean = self.mean + delta * b_count / total
-        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
-        self.var = m2 / total
-        self.count = total
+    def update(self, x: np.ndarray) -> None:
+        super().update(np.asarray(x, np.float64))
 
 
 class Normalizer:
-    """Observation standardisation and reward scaling, as SB3's VecNormalize.
-
-    Observations: ``clip((obs - mean) / sqrt(var + eps), -clip, clip)``.
-    Rewards: divided by the running std of the discounted return.
-    Statistics update only while ``training`` is True; they are saved with the agent.
-    """
+    """SB3's VecNormalize settings and statistics, which :class:`NormalizeObservation` and
+    :class:`NormalizeReward` use: observations become ``clip((obs - mean) / sqrt(var + eps),
+    -clip, clip)``, rewards are divided by the running std of the discounted return.
+    Statistics update only while ``training`` is True; they are saved with the agent."""
 
     def __init__(
         self,
@@ -61,27 +61,6 @@ class Normalizer:
         self.ret_rms = RunningMeanStd(())
         self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
         self.training = True
-        self._returns: np.ndarray | None = None
-
-    def observation(self, obs: np.ndarray) -> np.ndarray:
-        if not self.norm_obs:
-            return obs
-        if self.training:
-            self.obs_rms.update(obs)
-        out = (obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon)
-        return np.clip(out, -self.clip, self.clip).astype(np.float32)
-
-    def reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
-        if not self.norm_reward:
-            return reward
-        if self._returns is None or len(self._returns) != len(reward):
-            self._returns = np.zeros(len(reward))
-        self._returns = self._returns * self.gamma + reward
-        if self.training:
-            self.ret_rms.update(self._returns)
-        self._returns[done] = 0.0
-        out = reward / np.sqrt(self.ret_rms.var + self.epsilon)
-        return np.clip(out, -self.clip, self.clip).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
         return {
@@ -100,19 +79,136 @@ class Normalizer:
         self.ret_rms.count = float(state["ret_count"])
 
 
+class _TrainingFlag:
+    """Gymnasium's normalisation wrappers update their statistics while ``_update_running_mean``
+    is True: here that is the shared :class:`Normalizer`'s ``training``."""
+
+    normalizer: Normalizer
+
+    @property
+    def _update_running_mean(self) -> bool:
+        return self.normalizer.training
+
+    @_update_running_mean.setter
+    def _update_running_mean(self, value: bool) -> None:
+        self.normalizer.training = value
+
+
+class NormalizeObservation(_TrainingFlag, vector.NormalizeObservation):
+    """Gymnasium's observation standardisation with the :class:`Normalizer`'s float64
+    statistics, clipped to ``±clip`` as SB3's VecNormalize."""
+
+    def __init__(self, env: VectorEnv, normalizer: Normalizer) -> None:
+        self.normalizer = normalizer
+        super().__init__(env, epsilon=normalizer.epsilon)
+        self.obs_rms = normalizer.obs_rms
+
+    def observations(self, observations: np.ndarray) -> np.ndarray:
+        clip = self.normalizer.clip
+        return np.clip(super().observations(observations), -clip, clip)
+
+
+class NormalizeReward(_TrainingFlag, vector.NormalizeReward):
+    """Gymnasium's reward scaling (its checks, update flag and ``reset``, which restarts the
+    return) with the :class:`Normalizer`'s statistics, stepped as SB3's VecNormalize: every
+    call's reward, an autoreset call's included, is discounted into a float64 return that joins
+    the statistics and is then zeroed where an episode ended; the reward divided by the
+    return's std is clipped to ``±clip``."""
+
+    def __init__(self, env: VectorEnv, normalizer: Normalizer) -> None:
+        self.normalizer = normalizer
+        super().__init__(env, gamma=normalizer.gamma, epsilon=normalizer.epsilon)
+        self.return_rms = normalizer.ret_rms
+        self.accumulated_reward = np.zeros(self.num_envs)
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        # Gymnasium's own step skips the autoreset call, cuts the return by (1 - terminated)
+        # before adding the reward (and never at a truncation), sums in float32 and does not
+        # clip: the statistics it keeps are not SB3's, which our presets were tuned with.
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        reward = np.asarray(reward, np.float32)
+        self.accumulated_reward = self.accumulated_reward * self.gamma + reward
+        if self._update_running_mean:
+            self.return_rms.update(self.accumulated_reward)
+        self.accumulated_reward[np.logical_or(terminated, truncated)] = 0.0
+        scaled = reward / np.sqrt(self.return_rms.var + self.epsilon)
+        clip = self.normalizer.clip
+        return obs, np.clip(scaled, -clip, clip).astype(np.float32), terminated, truncated, info
+
+
+class RecordEpisodeStatistics(vector.RecordEpisodeStatistics):
+    """Gymnasium's episode statistics (raw rewards, the last 100 episodes kept), with
+    ``restarted``: which envs the last step reset (next-step autoreset), ignoring their action."""
+
+    def __init__(self, env: VectorEnv) -> None:
+        super().__init__(env, buffer_length=100)
+        self.restarted = np.zeros(self.num_envs, bool)
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        self.restarted = np.zeros(self.num_envs, bool)
+        return super().reset(seed=seed, options=options)
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self.restarted = self.prev_dones
+        return super().step(actions)
+
+
+class GameStatistics(VectorEnv):
+    """Episode statistics of whole games and raw scores, with the attributes of
+    :class:`RecordEpisodeStatistics`, for :class:`~kerasdojo.envs.atari.AtariVec`, whose step
+    info says which calls restarted a finished game (``was_reset``) and what the game scored
+    (``raw_reward``). Gymnasium's wrapper cannot serve: it ends an episode at every
+    ``terminated`` (in training, a lost life) and sums the clipped rewards. It is a ``VectorEnv``
+    itself, not a wrapper, as Gymnasium's wrappers above it take nothing else and AtariVec is not one."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.num_envs = env.num_envs
+        self.metadata = env.metadata
+        self.single_observation_space = env.single_observation_space
+        self.single_action_space = env.single_action_space
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        self.return_queue: deque[float] = deque(maxlen=100)
+        self.length_queue: deque[int] = deque(maxlen=100)
+        self.episode_count = 0
+        self.episode_returns = np.zeros(self.num_envs)
+        self.episode_lengths = np.zeros(self.num_envs, np.int64)
+        self.restarted = np.zeros(self.num_envs, bool)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        self.episode_returns[:] = 0
+        self.episode_lengths[:] = 0
+        self.restarted = np.zeros(self.num_envs, bool)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        restarted = self.restarted = np.asarray(info["was_reset"], bool)
+        for i in np.flatnonzero(restarted):  # the game that ended is closed when it restarts
+            self.return_queue.append(float(self.episode_returns[i]))
+            self.length_queue.append(int(self.episode_lengths[i]))
+            self.episode_count += 1
+        self.episode_returns[restarted] = 0.0
+        self.episode_lengths[restarted] = 0
+        self.episode_returns += np.asarray(info.get("raw_reward", reward), np.float64)
+        self.episode_lengths += ~restarted
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> Any:
+        return self.env.render()
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.env.close()
+
+
 class EpisodeStats:
-    """Returns and lengths of the last 100 finished episodes (raw rewards) and their count:
-    what the logging and progress hooks read from any vector env."""
+    """``stats()`` over the returns and lengths of the last 100 finished episodes (raw rewards),
+    ``episode_returns`` and ``episode_lengths``, beside ``episodes``, the count of all: what the
+    logging and progress hooks read from any vector env."""
 
-    def __init__(self) -> None:
-        self.episode_returns: deque[float] = deque(maxlen=100)
-        self.episode_lengths: deque[int] = deque(maxlen=100)
-        self.episodes = 0
-
-    def add_episode(self, ret: float, length: int) -> None:
-        self.episode_returns.append(ret)
-        self.episode_lengths.append(length)
-        self.episodes += 1
+    episode_returns: deque[float]
+    episode_lengths: deque[int]
+    episodes: int
 
     def stats(self) -> dict[str, float]:
         """SB3's rollout/ep_rew_mean and ep_len_mean over the last 100 episodes (NaN before any)."""
@@ -130,53 +226,56 @@ class VecEnv(EpisodeStats):
     * observations as arrays: float32 for Box spaces (uint8 images stay uint8),
       one-hot float32 for Discrete ones;
     * actions: indices for Discrete spaces (``start`` is added here), arrays
-      clipped to the bounds for Box spaces;
-    * episode returns and lengths of the raw rewards, the last 100 kept;
+      clipped to the bounds for Box spaces (``ClipAction``);
+    * episode returns and lengths of the raw rewards, the last 100 kept
+      (``RecordEpisodeStatistics``; :class:`GameStatistics` for Atari games);
     * optional observation/reward normalisation (:class:`Normalizer`).
     """
 
     def __init__(
         self, env: Any, normalize_obs: bool = False, normalize_reward: bool = False, gamma: float = 0.99
     ) -> None:
-        from gymnasium import spaces
-        from gymnasium.vector import AutoresetMode
+        from kerasdojo.envs.atari import AtariVec
 
         mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if mode != AutoresetMode.NEXT_STEP:
             raise DojoError(f"kerasdojo needs vector envs with next-step autoreset; this one uses {mode}")
         self.env = env
         self.num_envs = env.num_envs
-        self.single_observation_space = env.single_observation_space
-        self.single_action_space = env.single_action_space
-        obs_space = self.single_observation_space
+        self.single_observation_space = obs_space = env.single_observation_space
+        self.single_action_space = act_space = env.single_action_space
+        encode = None  # how the env's observations become ours, where they differ
         if isinstance(obs_space, spaces.Box):
             self.obs_shape = tuple(obs_space.shape)
             self.obs_dtype = np.uint8 if obs_space.dtype == np.uint8 else np.float32
-            self._encode = self._box_obs
+            if obs_space.dtype != self.obs_dtype:
+                encode = self._box_obs
         elif isinstance(obs_space, spaces.Discrete):
             self.obs_shape = (int(obs_space.n),)
             self.obs_dtype = np.float32
             self._eye = np.eye(int(obs_space.n), dtype=np.float32)
-            self._encode = self._onehot_obs
+            encode = self._onehot_obs
         else:
             raise DojoError(
                 f"Observation space {obs_space} is not supported",
                 hint="kerasdojo agents take Box or Discrete observations; flatten others with a gymnasium wrapper",
             )
-        act_space = self.single_action_space
         self._act_start = int(act_space.start) if isinstance(act_space, spaces.Discrete) else 0
-        self._act_low = getattr(act_space, "low", None)
-        self._act_high = getattr(act_space, "high", None)
-        self._is_box_action = isinstance(act_space, spaces.Box)
         if normalize_obs and self.obs_dtype == np.uint8:
             normalize_obs = False  # images are scaled by the network instead
         self.normalizer = Normalizer(self.obs_shape, normalize_obs, normalize_reward, gamma)
-        self._returns = np.zeros(self.num_envs)
-        self._lengths = np.zeros(self.num_envs, np.int64)
-        self._prev_done = np.zeros(self.num_envs, bool)
-        # The last step's reset calls alone (step's mask also holds Atari's forced FIRE calls).
-        self.restarted = np.zeros(self.num_envs, bool)
-        EpisodeStats.__init__(self)
+
+        # From the env up: actions pass down through these wrappers, what the env returns comes up.
+        top = vector.ClipAction(env) if isinstance(act_space, spaces.Box) else env
+        self._stats = top = GameStatistics(top) if isinstance(env, AtariVec) else RecordEpisodeStatistics(top)
+        if encode is not None:
+            encoded = spaces.Box(-np.inf, np.inf, self.obs_shape, np.float32)
+            top = vector.TransformObservation(top, encode, single_observation_space=encoded)
+        if normalize_obs:
+            top = NormalizeObservation(top, self.normalizer)
+        if normalize_reward:
+            top = NormalizeReward(top, self.normalizer)
+        self._top = top
 
     # ------------------------------------------------------------------ encoding
     def _box_obs(self, obs: np.ndarray) -> np.ndarray:
@@ -185,61 +284,48 @@ class VecEnv(EpisodeStats):
     def _onehot_obs(self, obs: np.ndarray) -> np.ndarray:
         return self._eye[np.asarray(obs, np.int64) - int(self.single_observation_space.start)]
 
-    def observation(self, obs: np.ndarray) -> np.ndarray:
-        return self.normalizer.observation(self._encode(obs))
+    # ------------------------------------------------------------------ statistics
+    @property
+    def episode_returns(self) -> deque[float]:
+        return self._stats.return_queue
+
+    @property
+    def episode_lengths(self) -> deque[int]:
+        return self._stats.length_queue
+
+    @property
+    def episodes(self) -> int:
+        return int(self._stats.episode_count)
+
+    @episodes.setter
+    def episodes(self, value: int) -> None:
+        self._stats.episode_count = value
+
+    @property
+    def restarted(self) -> np.ndarray:
+        """The last step's reset calls alone (step's mask also holds Atari's forced FIRE calls)."""
+        return self._stats.restarted
 
     # ------------------------------------------------------------------ API
     def reset(self, seed: int | None = None) -> np.ndarray:
-        obs, _ = self.env.reset(seed=seed)
+        obs, _ = self._top.reset(seed=seed)
         if seed is not None:
             self.env.action_space.seed(seed)
-        self._returns[:] = 0
-        self._lengths[:] = 0
-        self._prev_done[:] = False
-        self.restarted = np.zeros(self.num_envs, bool)
-        self.obs = self.observation(obs)
+        self.obs = obs
         return self.obs
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step all envs. Returns ``(obs, reward, terminated, truncated, was_reset)``;
         ``was_reset[i]`` marks a call whose action was ignored (drop that transition): a reset
         call, or an Atari call that served (FIRE) after a lost life."""
-        if self._is_box_action:
-            env_actions = np.clip(actions, self._act_low, self._act_high)
-        elif self._act_start:
-            env_actions = actions + self._act_start
-        else:
-            env_actions = actions
-        obs, reward, terminated, truncated, info = self.env.step(env_actions)
-        reward = np.asarray(reward, np.float64)
-        done = np.logical_or(terminated, truncated)
-        if "was_reset" in info:
-            # The env says which calls reset a finished game (Atari: a lost life ends a training
-            # episode but the game plays on). Statistics count whole games and raw scores, closed
-            # when the game restarts.
-            was_reset = np.asarray(info["was_reset"], bool)
-            for i in np.flatnonzero(was_reset):
-                self.add_episode(float(self._returns[i]), int(self._lengths[i]))
-            self._returns[was_reset] = 0.0
-            self._lengths[was_reset] = 0
-            self._returns += np.asarray(info.get("raw_reward", reward), np.float64)
-            self._lengths += ~was_reset
-            self.restarted = was_reset
-            # A call that pressed FIRE after a lost life is part of the game, but not the agent's.
-            was_reset = was_reset | np.asarray(info.get("fire_forced", False), bool)
-        else:
-            was_reset = self.restarted = self._prev_done
-            self._returns += reward
-            self._lengths += ~was_reset
-            if done.any():
-                for i in np.flatnonzero(done):
-                    self.add_episode(float(self._returns[i]), int(self._lengths[i]))
-                self._returns[done] = 0.0
-                self._lengths[done] = 0
-        self._prev_done = done
-        self.obs = self.observation(obs)
-        reward = self.normalizer.reward(reward.astype(np.float32), done)
-        return self.obs, reward.astype(np.float32), np.asarray(terminated), np.asarray(truncated), was_reset
+        if self._act_start:
+            actions = actions + self._act_start
+        obs, reward, terminated, truncated, info = self._top.step(actions)
+        was_reset = self._stats.restarted
+        if "fire_forced" in info:  # Atari: a call that pressed FIRE after a lost life is the game's, not the agent's
+            was_reset = was_reset | np.asarray(info["fire_forced"], bool)
+        self.obs = obs
+        return self.obs, np.asarray(reward, np.float32), np.asarray(terminated), np.asarray(truncated), was_reset
 
     def render_frame(self) -> np.ndarray:
         """The rgb_array frame of the first env."""
@@ -254,4 +340,4 @@ class VecEnv(EpisodeStats):
         return int(meta.get("render_fps") or 30)
 
     def close(self) -> None:
-        self.env.close()
+        self._top.close()

@@ -162,7 +162,7 @@ def test_rewards_are_clipped_for_training_and_raw_for_evaluation_and_statistics(
             seen_eval.update(np.unique(r).tolist())
         assert seen_train <= {-1.0, 0.0, 1.0} and 1.0 in seen_train
         assert max(seen_eval) >= 10
-        assert train._returns.max() >= 10  # the running game score is raw
+        assert train._stats.episode_returns.max() >= 10  # the running game score is raw
     finally:
         train.close()
         evaluation.close()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kerasdojo import config, envs
-from kerasdojo.envs.wrappers import Normalizer, RunningMeanStd
+from kerasdojo.envs.wrappers import RunningMeanStd, VecEnv
 from kerasdojo.errors import DojoError
 
 
@@ -111,23 +111,75 @@ def test_running_mean_std_matches_numpy() -> None:
     batches = [rng.normal(3, 2, (n, 3)) for n in (5, 17, 40)]
     rms = RunningMeanStd((3,), epsilon=0)
     for b in batches:
-        rms.update(b)
-    allx = np.concatenate(batches)
+        rms.update(b.astype(np.float32))  # float32 batches, float64 statistics (as SB3's)
+    allx = np.concatenate(batches).astype(np.float32).astype(np.float64)
+    assert rms.mean.dtype == np.float64 and rms.var.dtype == np.float64
     np.testing.assert_allclose(rms.mean, allx.mean(0), atol=1e-10)
     np.testing.assert_allclose(rms.var, allx.var(0), atol=1e-10)
 
 
 def test_normalizer_standardises_and_round_trips() -> None:
-    norm = Normalizer((2,), obs=True, reward=True, gamma=0.9)
-    rng = np.random.default_rng(1)
-    for _ in range(200):
-        out = norm.observation(rng.normal([10, -5], [2, 0.5], (8, 2)).astype(np.float32))
-    assert abs(out.mean()) < 1.0 and np.all(np.abs(out) <= 10)
-    other = Normalizer((2,), obs=True, reward=True, gamma=0.9)
-    other.load_state(norm.state())
-    other.training = False
-    x = np.array([[10.0, -5.0]], np.float32)
-    np.testing.assert_allclose(other.observation(x), norm.observation(x), atol=1e-2)
-    before = other.obs_rms.count
-    other.observation(x)
-    assert other.obs_rms.count == before  # frozen when not training
+    def make(seed: int) -> VecEnv:
+        return envs.make_vec("tests.envs.toy:Plane", 4, seed=seed, normalize_obs=True, normalize_reward=True)
+
+    env = make(1)  # observations ~ 100 +- 10
+    for _ in range(50):
+        obs, *_ = env.step(np.zeros((4, 2), np.float32))
+    assert obs.dtype == np.float32 and abs(obs.mean()) < 1.0 and np.all(np.abs(obs) <= 10)
+    other = make(2)
+    other.normalizer.load_state(env.normalizer.state())
+    other.normalizer.training = env.normalizer.training = False
+    np.testing.assert_array_equal(other.reset(seed=3), env.reset(seed=3))
+    counts = other.normalizer.obs_rms.count, other.normalizer.ret_rms.count
+    other.step(np.zeros((4, 2), np.float32))
+    assert (other.normalizer.obs_rms.count, other.normalizer.ret_rms.count) == counts  # frozen when not training
+    other.normalizer.training = True
+    other.step(np.zeros((4, 2), np.float32))
+    assert other.normalizer.obs_rms.count == counts[0] + 4 and other.normalizer.ret_rms.count == counts[1] + 4
+
+
+def test_reward_scaling_is_sb3s() -> None:
+    """SB3's VecNormalize, not Gymnasium's NormalizeReward: every call's reward (an autoreset call's
+    0 too) is discounted into a float64 return, which joins the statistics and is then zeroed
+    where an episode ended; the scaled reward is clipped to 10."""
+    env = envs.make_vec("CartPole-v1", 2, seed=0, env_kwargs={"max_episode_steps": 5}, normalize_reward=True, gamma=0.9)
+    ret, seen, scaled = np.zeros(2), [], []
+    for _ in range(13):
+        _, reward, terminated, truncated, was_reset = env.step(np.zeros(2, np.int64))
+        ret = ret * 0.9 + np.where(was_reset, 0.0, 1.0)
+        seen.append(ret.copy())
+        ret[terminated | truncated] = 0.0
+        scaled.append(reward)
+    rms = env.normalizer.ret_rms
+    assert rms.count == pytest.approx(26 + 1e-4)  # Gymnasium's (and SB3's) count starts at 1e-4
+    np.testing.assert_allclose([rms.mean, rms.var], [np.mean(seen), np.var(seen)], rtol=1e-3)
+    expected = np.where(was_reset, 0.0, np.minimum(1 / np.sqrt(rms.var + 1e-8), 10.0))
+    np.testing.assert_allclose(scaled[-1], expected, rtol=1e-6)
+
+
+def test_box_actions_are_clipped_to_the_bounds() -> None:
+    a, b = (envs.make_vec("Pendulum-v1", 2, seed=4) for _ in range(2))
+    obs_a, *_ = a.step(np.array([[5.0], [-0.5]], np.float32))
+    obs_b, *_ = b.step(np.array([[2.0], [-0.5]], np.float32))
+    np.testing.assert_array_equal(obs_a, obs_b)
+    assert a.single_action_space.high[0] == 2.0  # the env's own bounds, not ClipAction's infinite ones
+
+
+def test_atari_statistics_count_whole_games_and_raw_scores() -> None:
+    """The contract of AtariVec, faked without ale-py: a lost life terminates the training
+    episode but the game goes on; ``was_reset`` marks the call that restarts a finished game and
+    ``fire_forced`` the call that served after a lost life (the agent's action ignored in both)."""
+    from tests.envs.toy import ScriptedGames
+
+    env = VecEnv(ScriptedGames(), normalize_reward=True)
+    env.reset(seed=0)
+    masks, restarts = [], []
+    for _ in range(8):
+        _, reward, terminated, truncated, mask = env.step(np.zeros(1, np.int64))
+        masks.append(bool(mask[0]))
+        restarts.append(bool(env.restarted[0]))
+    # calls: 1 scores 3, 2 loses a life (terminated), 3 serves, 4 scores 2, 5 ends the game, 6 restarts it
+    assert masks == [False, False, True, False, False, True, False, False]
+    assert restarts == [False, False, False, False, False, True, False, False]
+    assert env.episodes == 1 and list(env.episode_returns) == [5.0] and list(env.episode_lengths) == [5]
+    env.close()

@@ -13,6 +13,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from kerasdojo.envs.atari import AtariVec
+
 
 class Corridor(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -73,3 +75,46 @@ class Plane(gym.Env):
         self.t += 1
         self.obs = self._obs()
         return self.obs, reward, False, self.t >= 10, {}
+
+
+class ScriptedGames(AtariVec):
+    """:class:`~kerasdojo.envs.atari.AtariVec`'s step contract without ale-py: one env playing a
+    scripted game (training conventions: a lost life terminates, rewards clipped to their sign,
+    the game's score in ``info["raw_reward"]``)."""
+
+    # Per call: raw score, terminated, was_reset (this call restarted a finished game), fire_forced.
+    SCRIPT = [
+        (3.0, False, False, False),
+        (0.0, True, False, False),  # a life lost: the game goes on...
+        (0.0, False, False, True),  # ...and this call serves (FIRE) in place of the agent
+        (2.0, False, False, False),
+        (0.0, True, False, False),  # game over
+        (0.0, False, True, False),  # this call restarts the game
+        (1.0, False, False, False),
+        (0.0, False, False, False),
+    ]
+
+    def __init__(self) -> None:  # no emulator: AtariVec's own __init__ starts ale-py's
+        from gymnasium.vector import AutoresetMode
+        from gymnasium.vector.utils import batch_space
+
+        self.num_envs, self.training = 1, True
+        self.single_observation_space = spaces.Box(0, 255, (2, 4, 4), np.uint8)
+        self.single_action_space = spaces.Discrete(4)
+        self.observation_space = batch_space(self.single_observation_space, 1)
+        self.action_space = batch_space(self.single_action_space, 1)
+        self.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_fps": 15}
+        self.t = 0
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        self.t = 0
+        return np.zeros((1, 2, 4, 4), np.uint8), {}
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        raw, terminated, was_reset, forced = (np.array([v]) for v in self.SCRIPT[self.t % len(self.SCRIPT)])
+        self.t += 1
+        info = {"raw_reward": raw, "was_reset": was_reset, "fire_forced": forced}
+        return np.full((1, 2, 4, 4), self.t, np.uint8), np.sign(raw), terminated, np.array([False]), info
+
+    def close(self) -> None:
+        pass

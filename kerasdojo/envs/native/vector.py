@@ -1,10 +1,16 @@
 """The vector env a ``--native`` trainer drives: a batch of TensorFlow-native envs whose state
 lives in variables, with what the session and its hooks read from any vector env (spaces,
 episode statistics, the normaliser). :class:`TFNormalizer` keeps SB3's VecNormalize
-statistics in variables, updated inside the compiled call."""
+statistics in variables, updated inside the compiled call.
+
+Gymnasium's wrappers (which the NumPy path's :class:`~kerasdojo.envs.wrappers.VecEnv` stacks)
+cannot serve here: they wrap a Gymnasium env and compute in NumPy, while these steps, episode
+ends and statistics updates run inside one compiled TensorFlow call, so what they compute is
+written again below in TensorFlow, with the same formulas."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -35,6 +41,10 @@ class TFNormalizer(Normalizer):
     def pull(self) -> None:
         """Copy the variables into the NumPy statistics (for export and evaluation)."""
         Normalizer.load_state(self, {k: v.numpy() for k, v in self.vars.items()})
+
+    def observation(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` scaled as the compiled call scales it; only that call updates the statistics."""
+        return self.tf_observation(obs, update=False).numpy()
 
     def state(self) -> dict[str, np.ndarray]:
         self.pull()
@@ -77,8 +87,8 @@ class TFNormalizer(Normalizer):
 
 
 def _rms_update(mean: Any, var: Any, count: Any, batch: Any, where: Any = None) -> None:
-    """:class:`~kerasdojo.envs.wrappers.RunningMeanStd`'s update, on variables; with ``where``,
-    over the rows where it is True (no change when there are none)."""
+    """Gymnasium's ``RunningMeanStd`` update (:class:`~kerasdojo.envs.wrappers.RunningMeanStd`),
+    on variables; with ``where``, over the rows where it is True (no change when there are none)."""
     tf = backend.tf()
     if where is None:
         w = tf.ones([tf.shape(batch)[0]], tf.float64)
@@ -124,7 +134,9 @@ class NativeVecEnv(EpisodeStats):
         self.t = tf.Variable(tf.zeros([n_envs], tf.int32), trainable=False)
         self.ep_return = tf.Variable(tf.zeros([n_envs], tf.float64), trainable=False)
         self.ep_length = tf.Variable(tf.zeros([n_envs], tf.int32), trainable=False)
-        EpisodeStats.__init__(self)
+        self.episode_returns: deque[float] = deque(maxlen=100)
+        self.episode_lengths: deque[int] = deque(maxlen=100)
+        self.episodes = 0
         self.reset(seed)
 
     @property
@@ -159,7 +171,9 @@ class NativeVecEnv(EpisodeStats):
     def record(self, done: np.ndarray, returns: np.ndarray, lengths: np.ndarray) -> None:
         """Add the episodes a call finished (arrays shaped [steps, n_envs]) to the statistics."""
         for t, i in zip(*np.nonzero(done), strict=True):
-            self.add_episode(float(returns[t, i]), int(lengths[t, i]))
+            self.episode_returns.append(float(returns[t, i]))
+            self.episode_lengths.append(int(lengths[t, i]))
+            self.episodes += 1
 
     def close(self) -> None:
         pass
