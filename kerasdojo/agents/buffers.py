@@ -277,7 +277,7 @@ def collect(
     """Step ``env`` ``vector_steps`` times from ``obs`` into ``buffer``; return the last observation.
 
     ``choose(obs, i)`` gives ``(actions for the env, actions to store)`` for the
-    ``i``-th vector step. Calls that ignored the action (``was_reset``: a reset,
+    ``i``-th vector step. Calls that ignored the action (``valid`` False: a reset,
     or Atari's FIRE after a lost life) are not stored. The step that ends an
     episode returns the episode's true last observation, so a truncated
     episode's last transition is stored with that observation and
@@ -287,8 +287,8 @@ def collect(
     """
     for i in range(vector_steps):
         env_actions, stored = choose(obs, i)
-        next_obs, reward, terminated, truncated, was_reset = env.step(env_actions)
-        buffer.add_step(obs, stored, reward, next_obs, terminated, ~was_reset)
+        next_obs, reward, terminated, truncated, valid = env.step(env_actions)
+        buffer.add_step(obs, stored, reward, next_obs, terminated, valid)
         if on_done is not None:
             on_done(np.logical_or(terminated, truncated))
         obs = next_obs

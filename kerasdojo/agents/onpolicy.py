@@ -159,7 +159,7 @@ class OnPolicyActorCritic(Agent):
         for t in range(cfg.n_steps):
             out, value = self.forward(obs)
             actions, log_probs = self._sample(out)
-            next_obs, reward, terminated, truncated, was_reset = env.step(actions)
+            next_obs, reward, terminated, truncated, valid = env.step(actions)
             buf.obs[t] = obs
             buf.actions[t] = actions
             buf.log_probs[t] = log_probs
@@ -167,7 +167,7 @@ class OnPolicyActorCritic(Agent):
             buf.rewards[t] = reward
             buf.terminated[t] = terminated
             buf.truncated[t] = truncated
-            buf.valid[t] = ~was_reset
+            buf.valid[t] = valid
             obs = next_obs
         self.obs = obs
         buf.next_values[:-1] = buf.values[1:]

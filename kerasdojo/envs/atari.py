@@ -80,7 +80,7 @@ class AtariVec:
 
     A Gymnasium vector env (next-step autoreset) whose ``step`` info holds three
     arrays :class:`~kerasdojo.envs.wrappers.VecEnv` reads: ``raw_reward`` (the
-    game's score, for episode statistics), ``was_reset`` (this call reset a
+    game's score, for episode statistics), ``reset_call`` (this call reset a
     finished game and ignored its action) and ``fire_forced`` (this call
     pressed FIRE after a lost life in place of the agent's action). In training
     a lost life terminates the episode without a reset: the game plays on.
@@ -139,14 +139,14 @@ class AtariVec:
         frame = np.asarray(info["episode_frame_number"], np.int64)
         lives = np.asarray(info["lives"], np.int64)
         # A finished game restarts on the next call (its frame count starts again); a lost life does not.
-        was_reset = self._done & (frame < self._frame)
-        forced = forced & ~was_reset  # the game had ended after all: the call restarted it
+        reset_call = self._done & (frame < self._frame)
+        forced = forced & ~reset_call  # the game had ended after all: the call restarted it
         self._done = np.logical_or(terminated, truncated)
         # A lost life in a game that goes on: the next call serves (FIRE) in place of the agent.
-        self._fire_next = self._fire & (lives < self._lives) & (lives > 0) & ~truncated & ~was_reset
+        self._fire_next = self._fire & (lives < self._lives) & (lives > 0) & ~truncated & ~reset_call
         self._frame, self._lives = frame, lives
         raw = np.asarray(reward, np.float64)
-        info = {"raw_reward": raw, "was_reset": was_reset, "fire_forced": forced, "lives": lives}
+        info = {"raw_reward": raw, "reset_call": reset_call, "fire_forced": forced, "lives": lives}
         return obs, (np.sign(raw) if self.training else raw), terminated, truncated, info
 
     def render(self) -> None:

@@ -10,9 +10,9 @@ agent and exported into ``policy.keras``.
 
 Gymnasium 1.x vector envs reset a finished sub-environment on the *next* call
 to ``step``: that call ignores the action and returns the first observation of
-the new episode with reward 0. :meth:`VecEnv.step` returns a ``was_reset``
-mask for exactly those calls, so agents drop them from their data instead of
-reading ``final_observation``; on the step that ends an episode the returned
+the new episode with reward 0. :meth:`VecEnv.step` returns a ``valid``
+mask that is False for exactly those calls (and for Atari's forced FIRE calls), so
+agents drop them from their data instead of reading ``final_observation``; on the step that ends an episode the returned
 observation is the true last one, which is what bootstrapping after a
 truncation needs.
 """
@@ -138,25 +138,25 @@ class NormalizeReward(_TrainingFlag, vector.NormalizeReward):
 
 class RecordEpisodeStatistics(vector.RecordEpisodeStatistics):
     """Gymnasium's episode statistics (raw rewards, the last 100 episodes kept), with
-    ``restarted``: which envs the last step reset (next-step autoreset), ignoring their action."""
+    ``reset_calls``: which envs the last step reset (next-step autoreset), ignoring their action."""
 
     def __init__(self, env: VectorEnv) -> None:
         super().__init__(env, buffer_length=100)
-        self.restarted = np.zeros(self.num_envs, bool)
+        self.reset_calls = np.zeros(self.num_envs, bool)
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        self.restarted = np.zeros(self.num_envs, bool)
+        self.reset_calls = np.zeros(self.num_envs, bool)
         return super().reset(seed=seed, options=options)
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        self.restarted = self.prev_dones
+        self.reset_calls = self.prev_dones
         return super().step(actions)
 
 
 class GameStatistics(VectorEnv):
     """Episode statistics of whole games and raw scores, with the attributes of
     :class:`RecordEpisodeStatistics`, for :class:`~kerasdojo.envs.atari.AtariVec`, whose step
-    info says which calls restarted a finished game (``was_reset``) and what the game scored
+    info says which calls restarted a finished game (``reset_call``) and what the game scored
     (``raw_reward``). Gymnasium's wrapper cannot serve: it ends an episode at every
     ``terminated`` (in training, a lost life) and sums the clipped rewards. It is a ``VectorEnv``
     itself, not a wrapper, as Gymnasium's wrappers above it take nothing else and AtariVec is not one."""
@@ -173,25 +173,25 @@ class GameStatistics(VectorEnv):
         self.episode_count = 0
         self.episode_returns = np.zeros(self.num_envs)
         self.episode_lengths = np.zeros(self.num_envs, np.int64)
-        self.restarted = np.zeros(self.num_envs, bool)
+        self.reset_calls = np.zeros(self.num_envs, bool)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self.episode_returns[:] = 0
         self.episode_lengths[:] = 0
-        self.restarted = np.zeros(self.num_envs, bool)
+        self.reset_calls = np.zeros(self.num_envs, bool)
         return self.env.reset(seed=seed, options=options)
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(actions)
-        restarted = self.restarted = np.asarray(info["was_reset"], bool)
-        for i in np.flatnonzero(restarted):  # the game that ended is closed when it restarts
+        reset_calls = self.reset_calls = np.asarray(info["reset_call"], bool)
+        for i in np.flatnonzero(reset_calls):  # the game that ended is closed when it restarts
             self.return_queue.append(float(self.episode_returns[i]))
             self.length_queue.append(int(self.episode_lengths[i]))
             self.episode_count += 1
-        self.episode_returns[restarted] = 0.0
-        self.episode_lengths[restarted] = 0
+        self.episode_returns[reset_calls] = 0.0
+        self.episode_lengths[reset_calls] = 0
         self.episode_returns += np.asarray(info.get("raw_reward", reward), np.float64)
-        self.episode_lengths += ~restarted
+        self.episode_lengths += ~reset_calls
         return obs, reward, terminated, truncated, info
 
     def render(self) -> Any:
@@ -302,9 +302,10 @@ class VecEnv(EpisodeStats):
         self._stats.episode_count = value
 
     @property
-    def restarted(self) -> np.ndarray:
-        """The last step's reset calls alone (step's mask also holds Atari's forced FIRE calls)."""
-        return self._stats.restarted
+    def in_episode(self) -> np.ndarray:
+        """Which calls of the last step were part of an episode: all but reset calls (Atari's
+        forced FIRE calls count, which step's ``valid`` leaves out); what evaluation scores."""
+        return ~self._stats.reset_calls
 
     # ------------------------------------------------------------------ API
     def reset(self, seed: int | None = None) -> np.ndarray:
@@ -315,17 +316,17 @@ class VecEnv(EpisodeStats):
         return self.obs
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Step all envs. Returns ``(obs, reward, terminated, truncated, was_reset)``;
-        ``was_reset[i]`` marks a call whose action was ignored (drop that transition): a reset
-        call, or an Atari call that served (FIRE) after a lost life."""
+        """Step all envs. Returns ``(obs, reward, terminated, truncated, valid)``; ``valid[i]`` is
+        False for a call whose action was ignored (drop that transition): a reset call, or an
+        Atari call that served (FIRE) after a lost life."""
         if self._act_start:
             actions = actions + self._act_start
         obs, reward, terminated, truncated, info = self._top.step(actions)
-        was_reset = self._stats.restarted
+        ignored = self._stats.reset_calls
         if "fire_forced" in info:  # Atari: a call that pressed FIRE after a lost life is the game's, not the agent's
-            was_reset = was_reset | np.asarray(info["fire_forced"], bool)
+            ignored = ignored | np.asarray(info["fire_forced"], bool)
         self.obs = obs
-        return self.obs, np.asarray(reward, np.float32), np.asarray(terminated), np.asarray(truncated), was_reset
+        return self.obs, np.asarray(reward, np.float32), np.asarray(terminated), np.asarray(truncated), ~ignored
 
     def render_frame(self) -> np.ndarray:
         """The rgb_array frame of the first env."""

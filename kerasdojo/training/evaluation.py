@@ -84,11 +84,11 @@ def _evaluate(
     while (counts < quota).any():
         if stop is not None and stop():
             break
-        obs, reward, terminated, truncated, was_reset = env.step(agent.act(obs, deterministic))
+        obs, reward, terminated, truncated, valid = env.step(agent.act(obs, deterministic))
         # Whole games: a call the env played for the agent (Atari's FIRE after a lost life) counts.
-        valid = ~getattr(env, "restarted", was_reset)
-        ep_return += reward * valid
-        ep_length += valid
+        counts_in = getattr(env, "in_episode", valid)
+        ep_return += reward * counts_in
+        ep_length += counts_in
         done = np.logical_or(terminated, truncated) | (ep_length >= EVAL_MAX_EPISODE_STEPS)
         for i in np.flatnonzero(done & (counts < quota)):
             returns.append(float(ep_return[i]))

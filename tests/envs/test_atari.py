@@ -77,7 +77,7 @@ def test_life_loss_ends_training_episodes_but_not_evaluation_games() -> None:
         for _ in range(3000):
             _, _, term, trunc, info = train.step(rng.integers(0, 4, 1))
             if pending:
-                after_life_loss.append((bool(info["was_reset"][0]), bool(info["fire_forced"][0])))
+                after_life_loss.append((bool(info["reset_call"][0]), bool(info["fire_forced"][0])))
                 pending = False
             if term[0]:
                 lives.append(int(info["lives"][0]))
@@ -122,8 +122,8 @@ def test_fire_is_pressed_after_a_lost_life_so_a_noop_agent_still_finishes_breako
         env = envs.make_vec("ALE/Breakout-v5", 1, seed=0, training=True)
         dropped, ended = 0, 0
         for _ in range(3000):
-            _, _, term, _, was_reset = env.step(np.zeros(1, np.int64))
-            dropped += int(was_reset[0])
+            _, _, term, _, valid = env.step(np.zeros(1, np.int64))
+            dropped += int(not valid[0])
             ended += int(term[0])
             if env.episodes:
                 break
@@ -174,9 +174,9 @@ def test_statistics_count_whole_games_with_raw_scores() -> None:
     life_ends = 0
     try:
         while env.episodes == 0:
-            _, _, term, trunc, was_reset = env.step(rng.integers(0, 4, 1))
+            _, _, term, trunc, valid = env.step(rng.integers(0, 4, 1))
             life_ends += int(term[0])
-        assert life_ends >= 1 or trunc[0] or was_reset[0]
+        assert life_ends >= 1 or trunc[0] or not valid[0]
         assert env.episodes == 1 and len(env.episode_lengths) == 1
         assert env.episode_lengths[0] > 20  # a whole game, not one life
     finally:

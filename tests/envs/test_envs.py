@@ -27,8 +27,8 @@ def test_next_step_autoreset_is_reported_and_stats_are_raw() -> None:
     env = envs.make_vec("CartPole-v1", 2, seed=0, env_kwargs={"max_episode_steps": 5}, normalize_reward=True)
     flags = []
     for _ in range(7):
-        obs, reward, terminated, truncated, was_reset = env.step(np.zeros(2, np.int64))
-        flags.append((bool(terminated[0] or truncated[0]), bool(was_reset[0])))
+        obs, reward, terminated, truncated, valid = env.step(np.zeros(2, np.int64))
+        flags.append((bool(terminated[0] or truncated[0]), not bool(valid[0])))
     # step 5 ends the episode (truncated, or terminated by falling), step 6 is the ignored reset call
     assert flags[4][0] and flags[5] == (False, True) and not flags[6][1]
     assert list(env.episode_lengths) == [5, 5] and list(env.episode_returns) == [5.0, 5.0]
@@ -145,15 +145,15 @@ def test_reward_scaling_is_sb3s() -> None:
     env = envs.make_vec("CartPole-v1", 2, seed=0, env_kwargs={"max_episode_steps": 5}, normalize_reward=True, gamma=0.9)
     ret, seen, scaled = np.zeros(2), [], []
     for _ in range(13):
-        _, reward, terminated, truncated, was_reset = env.step(np.zeros(2, np.int64))
-        ret = ret * 0.9 + np.where(was_reset, 0.0, 1.0)
+        _, reward, terminated, truncated, valid = env.step(np.zeros(2, np.int64))
+        ret = ret * 0.9 + np.where(valid, 1.0, 0.0)
         seen.append(ret.copy())
         ret[terminated | truncated] = 0.0
         scaled.append(reward)
     rms = env.normalizer.ret_rms
     assert rms.count == pytest.approx(26 + 1e-4)  # Gymnasium's (and SB3's) count starts at 1e-4
     np.testing.assert_allclose([rms.mean, rms.var], [np.mean(seen), np.var(seen)], rtol=1e-3)
-    expected = np.where(was_reset, 0.0, np.minimum(1 / np.sqrt(rms.var + 1e-8), 10.0))
+    expected = np.where(~valid, 0.0, np.minimum(1 / np.sqrt(rms.var + 1e-8), 10.0))
     np.testing.assert_allclose(scaled[-1], expected, rtol=1e-6)
 
 
@@ -167,19 +167,19 @@ def test_box_actions_are_clipped_to_the_bounds() -> None:
 
 def test_atari_statistics_count_whole_games_and_raw_scores() -> None:
     """The contract of AtariVec, faked without ale-py: a lost life terminates the training
-    episode but the game goes on; ``was_reset`` marks the call that restarts a finished game and
+    episode but the game goes on; ``reset_call`` marks the call that restarts a finished game and
     ``fire_forced`` the call that served after a lost life (the agent's action ignored in both)."""
     from tests.envs.toy import ScriptedGames
 
     env = VecEnv(ScriptedGames(), normalize_reward=True)
     env.reset(seed=0)
-    masks, restarts = [], []
+    dropped, restarts = [], []
     for _ in range(8):
-        _, reward, terminated, truncated, mask = env.step(np.zeros(1, np.int64))
-        masks.append(bool(mask[0]))
-        restarts.append(bool(env.restarted[0]))
+        _, reward, terminated, truncated, valid = env.step(np.zeros(1, np.int64))
+        dropped.append(not bool(valid[0]))
+        restarts.append(not bool(env.in_episode[0]))
     # calls: 1 scores 3, 2 loses a life (terminated), 3 serves, 4 scores 2, 5 ends the game, 6 restarts it
-    assert masks == [False, False, True, False, False, True, False, False]
+    assert dropped == [False, False, True, False, False, True, False, False]
     assert restarts == [False, False, False, False, False, True, False, False]
     assert env.episodes == 1 and list(env.episode_returns) == [5.0] and list(env.episode_lengths) == [5]
     env.close()

@@ -82,7 +82,7 @@ class ScriptedGames(AtariVec):
     scripted game (training conventions: a lost life terminates, rewards clipped to their sign,
     the game's score in ``info["raw_reward"]``)."""
 
-    # Per call: raw score, terminated, was_reset (this call restarted a finished game), fire_forced.
+    # Per call: raw score, terminated, reset_call (this call restarted a finished game), fire_forced.
     SCRIPT = [
         (3.0, False, False, False),
         (0.0, True, False, False),  # a life lost: the game goes on...
@@ -111,9 +111,9 @@ class ScriptedGames(AtariVec):
         return np.zeros((1, 2, 4, 4), np.uint8), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        raw, terminated, was_reset, forced = (np.array([v]) for v in self.SCRIPT[self.t % len(self.SCRIPT)])
+        raw, terminated, reset_call, forced = (np.array([v]) for v in self.SCRIPT[self.t % len(self.SCRIPT)])
         self.t += 1
-        info = {"raw_reward": raw, "was_reset": was_reset, "fire_forced": forced}
+        info = {"raw_reward": raw, "reset_call": reset_call, "fire_forced": forced}
         return np.full((1, 2, 4, 4), self.t, np.uint8), np.sign(raw), terminated, np.array([False]), info
 
     def close(self) -> None:
