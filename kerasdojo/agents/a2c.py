@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend
-from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig
-from kerasdojo.agents.rules import mask_weights, normalize_advantages, schedule
+from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig, mask_weights, normalize_advantages
+from kerasdojo.agents.rules import schedule
 from kerasdojo.agents.speed import compiled, use_xla
 from kerasdojo.config import option
 

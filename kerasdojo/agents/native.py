@@ -24,8 +24,9 @@ import numpy as np
 from kerasdojo import backend
 from kerasdojo.agents.buffers import check_replay_memory
 from kerasdojo.agents.dqn import DQN
+from kerasdojo.agents.onpolicy import gae_tf
 from kerasdojo.agents.ppo import PPO
-from kerasdojo.agents.rules import collapsed_tau, gae_tf, gradient_steps, linear_tf, polyak, schedule_tf
+from kerasdojo.agents.rules import collapsed_tau, gradient_steps, linear_tf, polyak, schedule_tf
 from kerasdojo.envs.native.vector import NativeVecEnv
 from kerasdojo.errors import DojoError
 

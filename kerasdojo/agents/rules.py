@@ -1,5 +1,6 @@
-"""The rules algorithms share, each written once: schedules, GAE, advantage
-normalisation, target-network updates and the gradient-steps rule.
+"""The rules algorithms of different families share, each written once: schedules,
+target-network updates and the gradient-steps rule (the on-policy ones, GAE and advantage
+normalisation, live with their family in :mod:`kerasdojo.agents.onpolicy`).
 
 Each takes arrays or tensors and knows no agent. Where a rule runs both in NumPy
 (the Gymnasium path) and inside a compiled TensorFlow graph (``--native``), its
@@ -17,8 +18,6 @@ episode bootstraps from ``V(o_{t+1})`` while a *terminated* one does not.
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from kerasdojo import backend
 
@@ -49,66 +48,6 @@ def schedule_tf(kind: str, value: float, progress: Any) -> Any:
     """:func:`schedule` on a float32 tensor ``progress``, inside compiled code."""
     tf = backend.tf()
     return value * (tf.maximum(1.0 - progress, 0.0) if kind == "linear" else 1.0)
-
-
-# --------------------------------------------------------------------------- advantages
-
-
-def td_errors(rewards: Any, values: Any, next_values: Any, not_terminal: Any, gamma: float) -> Any:
-    """``delta_t = r_t + gamma * V(o_{t+1}) * (1 - terminated_t) - V(o_t)`` (arrays or tensors)."""
-    return rewards + gamma * next_values * not_terminal - values
-
-
-def gae(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    next_values: np.ndarray,
-    terminated: np.ndarray,
-    truncated: np.ndarray,
-    gamma: float,
-    lam: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Advantages and returns (Schulman et al. 2016), arrays shaped (T, n_envs).
-
-    ``next_values[t]`` is ``V(o_{t+1})``, the value of the observation the step returned.
-    The sum of future TD errors stops at any episode end (terminated or truncated).
-    """
-    advantages = np.zeros_like(rewards, dtype=np.float32)
-    deltas = td_errors(rewards, values, next_values, 1.0 - terminated.astype(np.float32), gamma)
-    carry_on = 1.0 - np.logical_or(terminated, truncated).astype(np.float32)
-    last = np.zeros(rewards.shape[1:], np.float32)
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        last = deltas[t] + gamma * lam * carry_on[t] * last
-        advantages[t] = last
-    return advantages, advantages + values
-
-
-def gae_tf(
-    rewards: Any, values: Any, next_values: Any, terminated: Any, done: Any, gamma: float, lam: float
-) -> tuple[Any, Any]:
-    """:func:`gae` inside compiled code: ``terminated`` float32, ``done`` (terminated or
-    truncated) bool, all shaped (T, n_envs)."""
-    tf = backend.tf()
-    deltas = td_errors(rewards, values, next_values, 1.0 - terminated, gamma)
-    carry = gamma * lam * (1.0 - tf.cast(done, tf.float32))
-    advantages = tf.scan(
-        lambda acc, x: x[0] + x[1] * acc, (deltas, carry), initializer=tf.zeros(tf.shape(rewards)[1:]), reverse=True
-    )
-    return advantages, advantages + values
-
-
-def normalize_advantages(advantages: Any, weight: Any) -> Any:
-    """Advantages standardised with the mean and std under ``weight`` (summing to 1), inside compiled code."""
-    tf = backend.tf()
-    mean = tf.reduce_sum(weight * advantages)
-    std = tf.sqrt(tf.reduce_sum(weight * (advantages - mean) ** 2))
-    return (advantages - mean) / (std + 1e-8)
-
-
-def mask_weights(valid: Any) -> Any:
-    """Per-transition weights of a mean over the ``valid`` ones (float32 0/1), inside compiled code."""
-    tf = backend.tf()
-    return valid / tf.maximum(tf.reduce_sum(valid), 1.0)
 
 
 # --------------------------------------------------------------------------- off-policy

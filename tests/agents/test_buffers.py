@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kerasdojo.agents.buffers import ReplayBuffer
-from kerasdojo.agents.rules import gae as compute_gae
+from kerasdojo.agents.onpolicy import gae as compute_gae
 from kerasdojo.agents.rules import linear, schedule
 
 

@@ -1,11 +1,11 @@
-"""The rules written once (agents/rules.py): each NumPy rule and its TensorFlow twin give the same numbers."""
+"""The rules written once (agents/rules.py; GAE and advantages in agents/onpolicy.py): TF twins equal NumPy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kerasdojo.agents import rules
+from kerasdojo.agents import onpolicy, rules
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,8 @@ def test_gae_tf_twin_matches_numpy(tf) -> None:
     next_values = rng.normal(size=(T, n)).astype(np.float32)
     terminated = rng.random((T, n)) < 0.1
     truncated = ~terminated & (rng.random((T, n)) < 0.1)
-    adv, ret = rules.gae(rewards, values, next_values, terminated, truncated, 0.99, 0.95)
-    adv_tf, ret_tf = rules.gae_tf(
+    adv, ret = onpolicy.gae(rewards, values, next_values, terminated, truncated, 0.99, 0.95)
+    adv_tf, ret_tf = onpolicy.gae_tf(
         *(tf.constant(x) for x in (rewards, values, next_values, terminated.astype(np.float32))),
         tf.constant(terminated | truncated),
         0.99,
@@ -72,8 +72,8 @@ def test_schedules_tf_twins_match(tf, fraction: float) -> None:
 
 def test_advantage_normalisation_ignores_masked_transitions(tf) -> None:
     adv = tf.constant([1.0, 2.0, 3.0, 100.0])
-    weight = rules.mask_weights(tf.constant([1.0, 1.0, 1.0, 0.0]))
-    out = rules.normalize_advantages(adv, weight).numpy()
+    weight = onpolicy.mask_weights(tf.constant([1.0, 1.0, 1.0, 0.0]))
+    out = onpolicy.normalize_advantages(adv, weight).numpy()
     np.testing.assert_allclose(out[:3], (np.array([1, 2, 3]) - 2.0) / (np.std([1, 2, 3]) + 1e-8), rtol=1e-5)
 
 
