@@ -78,6 +78,47 @@ def test_a_stop_ends_the_loop_without_on_end_but_closes() -> None:
     assert state.step == 900 and ("end", 900) not in stopper.events and stopper.events[-1] == ("close", 900)
 
 
+def test_writing_hooks_see_what_measuring_hooks_reported_whatever_the_list_order() -> None:
+    """The loop runs the measure stage before the write stage: a writer listed first still reads
+    the scalars a measuring hook put in the state in the same iteration, and at the end."""
+
+    class Measure(loop.Hook):
+        every = 1000
+
+        def on_step(self, state) -> None:
+            state.report({"eval/mean_reward": float(state.step)})
+
+        def on_end(self, state) -> None:
+            state.report({"eval/mean_reward": -1.0})
+            state.final_eval = "final"
+
+    class Write(loop.Hook):
+        stage = loop.Hook.WRITE
+
+        def __init__(self) -> None:
+            self.rows: list[tuple[int, dict]] = []
+            self.final = None
+
+        def on_step(self, state) -> None:
+            if state.row:
+                self.rows.append((state.step, dict(state.row)))
+                state.row = {}
+
+        def on_end(self, state) -> None:
+            self.on_step(state)
+            self.final = state.final_eval
+
+    writer = Write()
+    state = loop.LoopState(step=0, total_steps=2000)
+    assert loop.run(StubAgent(per_call=500), None, state, [writer, Measure()]) is True
+    assert writer.rows == [
+        (1000, {"eval/mean_reward": 1000.0}),
+        (2000, {"eval/mean_reward": 2000.0}),
+        (2000, {"eval/mean_reward": -1.0}),
+    ]
+    assert writer.final == "final"
+
+
 def test_untimed_hooks_do_not_count_as_training_time() -> None:
     import time
 
