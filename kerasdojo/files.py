@@ -22,6 +22,7 @@ import numpy as np
 from kerasdojo.errors import DojoError
 
 TMP_MARK = ".tmp-"
+NUMERIC_KINDS = "biuf"  # what save_arrays stores: booleans, integers, floats (never text, objects, records)
 
 
 @contextmanager
@@ -80,6 +81,19 @@ def read_json(path: str | Path) -> Any:
         raise DojoError(f"{path} is not valid JSON ({exc})") from None
 
 
+def json_kind(value: Any) -> str:
+    """What a JSON document is, in JSON's words (for "... is an array, not an object")."""
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def is_zip(path: str | Path) -> bool:
+    """Whether ``path`` begins as a zip archive (an .npz, a .keras model) does: an empty,
+    garbled or overwritten file does not (NumPy would take it for pickled data)."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"PK"
+
+
 def save_arrays(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
     """Save named arrays and a JSON ``meta`` dict as one ``.npz``, atomically."""
     payload = {k: np.asarray(v) for k, v in arrays.items()}
@@ -94,9 +108,16 @@ def load_arrays(path: str | Path, skip: tuple[str, ...] = ()) -> tuple[dict[str,
     names start with one of ``skip`` are not read (``npz`` members load one at a time)."""
     path = Path(path)
     try:
+        if not is_zip(path):
+            raise ValueError("not a zip archive, as an .npz is")
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if not (skip and k.startswith(skip))}
         meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+        if not isinstance(meta, dict):
+            raise ValueError(f"its metadata is {json_kind(meta)}, not an object")
+        for key, value in arrays.items():
+            if value.dtype.kind not in NUMERIC_KINDS:
+                raise ValueError(f"{key} holds {value.dtype} values, not numbers")
     except FileNotFoundError:
         raise DojoError(f"Checkpoint not found: {path}") from None
     except Exception as exc:  # zipfile.BadZipFile, ValueError, KeyError, EOFError...

@@ -1,6 +1,6 @@
 """A run directory: config.json, TensorBoard events, progress.csv, atomic checkpoints.
 
-Layout (GUIDE.md)::
+Layout::
 
     runs/<env>__<agent>__s<seed>__<YYYYmmdd-HHMMSS>/
         config.json      what was asked for, fully resolved
@@ -26,10 +26,19 @@ import numpy as np
 
 from kerasdojo.errors import DojoError
 from kerasdojo.events import EventWriter
-from kerasdojo.files import atomic_path, load_arrays, read_json, remove_stale_temporaries, save_arrays, write_json
+from kerasdojo.files import (
+    atomic_path,
+    json_kind,
+    load_arrays,
+    read_json,
+    remove_stale_temporaries,
+    save_arrays,
+    write_json,
+)
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.npz$")
 STEP_KEY = "time/total_timesteps"
+PROGRESS_HINT = "the run's TensorBoard events hold the same scalars; move the file aside to go on without it"
 
 
 # --------------------------------------------------------------------------- progress.csv
@@ -43,10 +52,7 @@ class ProgressCSV:
         self.columns: list[str] = []
         self.rows: list[dict[str, Any]] = []
         if self.path.exists():
-            with open(self.path, newline="") as fh:
-                reader = csv.DictReader(fh)
-                self.columns = list(reader.fieldnames or [])
-                self.rows = list(reader)
+            self.columns, self.rows = _read_csv(self.path)
 
     def truncate_after(self, step: int, key: str = STEP_KEY) -> None:
         """Keep only whole rows logged up to ``step``: a resume drops the work lost since its
@@ -93,8 +99,51 @@ def _fmt(value: Any) -> Any:
 
 
 def read_progress(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    """The rows of a progress.csv, every cell a number or empty. Rows a kill cut short (too few
+    fields, or a last line with no line end) are skipped; other damage is a DojoError naming the row."""
+    path = Path(path)
+    columns, rows = _read_csv(path)
+    if rows and not _ends_a_line(path):
+        rows.pop()
+    whole = []
+    for i, row in enumerate(rows, 1):
+        if None in row:
+            n = len(columns) + len(row[None])
+            raise DojoError(f"{path} is damaged: row {i} has {n} fields, its header {len(columns)}", hint=PROGRESS_HINT)
+        if any(v is None for v in row.values()):
+            continue
+        bad = next((k for k, v in row.items() if v and not _is_number(v)), None)
+        if bad is not None:
+            raise DojoError(f"{path} is damaged: row {i} has {bad}={row[bad]!r}, not a number", hint=PROGRESS_HINT)
+        whole.append(row)
+    return whole
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """Header and rows as ``csv.DictReader`` gives them (surplus fields under None, missing ones None)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            return list(reader.fieldnames or []), list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DojoError(f"{path} is damaged: not a readable CSV file ({exc})", hint=PROGRESS_HINT) from None
+
+
+def _ends_a_line(path: Path) -> bool:
+    """Whether the file's last line is whole (an empty file counts): a kill can cut it short."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, 2) == 0:
+            return True
+        fh.seek(-1, 2)
+        return fh.read(1) in (b"\n", b"\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- run directory
@@ -156,7 +205,10 @@ class Run:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.read_json(self.CONFIG)
+        config = self.read_json(self.CONFIG)
+        if not isinstance(config, dict):
+            raise DojoError(f"{self.path / self.CONFIG} is damaged: it holds {json_kind(config)}, not a JSON object")
+        return config
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete what a killed process was writing when it died (never a finished file)."""
@@ -221,9 +273,10 @@ class Run:
                 f"{self.path} has no checkpoint to resume from", hint="start a new run with kerasdojo train"
             )
         first_error: DojoError | None = None
-        for _, path in reversed(found):
+        for step, path in reversed(found):
             try:
                 arrays, meta = load_arrays(path, skip)
+                _check_meta(path, step, meta)
             except DojoError as exc:
                 first_error = first_error or exc
                 continue
@@ -234,3 +287,21 @@ class Run:
         if len(found) > 1:
             first_error.message += f" (and the {len(found) - 1} older checkpoint(s) too)"
         raise first_error
+
+
+def _check_meta(path: Path, step: int, meta: Mapping[str, Any]) -> None:
+    """A checkpoint's metadata names the step its file name says, and where the loop stood in
+    numbers (training seconds, the best evaluation and its step, or none yet); anything else is damage."""
+    saved = meta.get("step")
+    if type(saved) is not int or saved != step:
+        raise DojoError(
+            f"Checkpoint {path} is corrupt: its metadata says step {saved!r}, its name {step}",
+            hint="delete it to fall back to an earlier checkpoint",
+        )
+    for key, kinds, optional in (("train_seconds", (int, float), False), ("best_eval", (int, float), True)):
+        value = meta.get(key, None if optional else 0.0)
+        if not ((optional and value is None) or (isinstance(value, kinds) and not isinstance(value, bool))):
+            raise DojoError(f"Checkpoint {path} is corrupt: its metadata {key} is {value!r}, not a number")
+    best_step = meta.get("best_step")
+    if best_step is not None and type(best_step) is not int:
+        raise DojoError(f"Checkpoint {path} is corrupt: its metadata best_step is {best_step!r}, not a step")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kerasdojo.errors import DojoError
+from kerasdojo.files import read_json
 
 EXPERIMENT = "experiment.json"
 
@@ -148,11 +149,17 @@ def train_seed(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
 
 
 def finished(run: Path) -> bool:
-    config = json.loads((run / "config.json").read_text())
+    """Whether the run's final evaluation (eval.json) is at its step budget."""
+    from kerasdojo.runs import Run
+
     result = run / "eval.json"
     if not result.is_file():
         return False
-    return int(json.loads(result.read_text()).get("step", 0)) >= int(config["config"]["total_steps"])
+    done, budget = read_json(result), Run.open(run).config.get("config")
+    try:
+        return int(done.get("step", 0)) >= int(budget["total_steps"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise DojoError(f"{run} is damaged: its eval.json or config.json lacks a step count") from None
 
 
 # --------------------------------------------------------------------------- the driver
@@ -181,7 +188,9 @@ def prepare(spec: BenchSpec) -> None:
     check_supported(spec.agent, spec.env_id, envs_mod.spaces_of(spec.env_id)[1])
     marker = spec.out / EXPERIMENT
     if marker.is_file():
-        saved = json.loads(marker.read_text())
+        saved = read_json(marker)
+        if not isinstance(saved, dict):
+            raise DojoError(f"{marker} is damaged: not a JSON object", hint="use another --out")
         mine = json.loads(json.dumps(spec.stored()))
         if {k: saved.get(k) for k in mine} != mine:
             diff = ", ".join(f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in mine.items() if saved.get(k) != v)
@@ -190,7 +199,7 @@ def prepare(spec: BenchSpec) -> None:
     elif spec.out.exists() and any(spec.out.iterdir()):
         raise DojoError(f"{spec.out} exists and is not a bench folder", hint="pass a new or empty --out")
     spec.out.mkdir(parents=True, exist_ok=True)
-    seeds = sorted(set(json.loads(marker.read_text()).get("seeds", [])) | set(spec.seeds)) if marker.is_file() else []
+    seeds = sorted(set(read_json(marker).get("seeds", [])) | set(spec.seeds)) if marker.is_file() else []
     marker.write_text(json.dumps({**spec.stored(), "seeds": seeds or list(spec.seeds)}, indent=2))
 
 

@@ -8,7 +8,6 @@ percentile-bootstrap confidence interval, beside the plain mean.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +48,7 @@ def run_dirs(path: str | Path) -> list[Path]:
 def read_curve(run: Path, metric: str = "eval/mean_reward", x: str = "steps") -> Curve:
     if x not in X_COLUMNS:
         raise DojoError(f"--x must be one of {', '.join(X_COLUMNS)}. Received: {x}")
-    config = json.loads((run / Run.CONFIG).read_text())
+    config = Run.open(run).config
     progress = run / "progress.csv"
     rows = read_progress(progress) if progress.is_file() else []
     if rows and metric not in rows[0]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kerasdojo.experiments.bench import EXPERIMENT, finished, seed_run
+from kerasdojo.files import read_json
 
 
 def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
@@ -17,7 +18,7 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
     from kerasdojo.experiments import curves as curves_mod
     from kerasdojo.runs import read_progress
 
-    marker = json.loads((out / EXPERIMENT).read_text())
+    marker = read_json(out / EXPERIMENT)
     env_id, agent = marker["env_id"], marker["agent"]
     seeds = seeds if seeds is not None else tuple(marker["seeds"])
     threshold = envs_mod.resolve(env_id).reward_threshold
@@ -27,7 +28,7 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
         if run is None or not finished(run):
             rows.append({"seed": seed, "run": str(run) if run else None, "finished": False})
             continue
-        result = json.loads((run / "eval.json").read_text())
+        result = read_json(run / "eval.json")
         progress = read_progress(run / "progress.csv")
         last = progress[-1]
         steps, seconds = int(last["time/total_timesteps"]), float(last["time/train_seconds"])

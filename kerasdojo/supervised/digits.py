@@ -25,7 +25,7 @@ from kerasdojo.errors import DojoError
 from kerasdojo.files import atomic_path
 from kerasdojo.progress import Counter
 from kerasdojo.runs import Run
-from kerasdojo.supervised import data, fit
+from kerasdojo.supervised import data, fit, folder
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def run(cfg: DigitsConfig, runs_dir: str | Path = "runs", quiet: bool = False) -
         fit.build_classifier(cfg.model)
     if not 0.0 < cfg.val_split < 1.0:
         raise DojoError(f"--val-split must be between 0 and 1. Received: {cfg.val_split}")
-    dataset = data.load_digits_folder(cfg.data, cfg.images, progress=Counter("reading images", quiet))
+    dataset = folder.load_digits_folder(cfg.data, cfg.images, progress=Counter("reading images", quiet))
     y = dataset.train.y
     assert y is not None
     train_idx, val_idx = data.stratified_split(y, cfg.val_split, cfg.seed)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from kerasdojo.errors import DojoError
-from kerasdojo.files import atomic_path
+from kerasdojo.files import atomic_path, is_zip
 from kerasdojo.runs import Run
-from kerasdojo.supervised import data
+from kerasdojo.supervised import data, folder
 
 
 def show(
@@ -44,14 +44,14 @@ def _digits_sample(root: Path, split: str, index: int) -> tuple[np.ndarray, int 
     csv_path = root / f"{split}.csv"
     if not csv_path.is_file():
         raise DojoError(f"{root} has no {split}.csv")
-    rows = data.read_csv(csv_path, ("filename", "label") if split == "train" else ("filename",))
+    rows = folder.read_csv(csv_path, ("filename", "label") if split == "train" else ("filename",))
     if index >= len(rows):
         raise DojoError(f"--index {index} is out of range: {csv_path} has {len(rows)} rows")
     line, row = rows[index]
     where = f"{csv_path.name} line {line}"
-    path = data.find_image(data.image_dirs(root, split, None), row["filename"], where)
+    path = folder.find_image(folder.image_dirs(root, split, None), row["filename"], where)
     label = row.get("label")
-    return data.read_image(path, where), int(label) if label and label.isdigit() else None
+    return folder.read_image(path, where), int(label) if label and label.isdigit() else None
 
 
 def predict(run_dir: Path, images: list[Path]) -> Iterator[tuple[Path, int, float]]:
@@ -68,7 +68,9 @@ def predict(run_dir: Path, images: list[Path]) -> Iterator[tuple[Path, int, floa
         raise DojoError(f"{run_dir} has no model.keras: the run did not finish")
     if not images:
         raise DojoError("Give at least one image file to label")
-    batch = np.stack([data.read_image(p) for p in images])
+    batch = np.stack([folder.read_image(p) for p in images])
+    if not is_zip(model_path):
+        raise DojoError(f"{model_path} is damaged: not a .keras (zip) file", hint="train the model again")
     keras = backend.keras()
     try:
         model = keras.models.load_model(model_path)

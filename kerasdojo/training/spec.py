@@ -57,10 +57,22 @@ class TrainSpec:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.IN_CONFIG}
 
     @classmethod
-    def from_stored(cls, data: dict[str, Any]) -> TrainSpec:
+    def from_stored(cls, data: dict[str, Any], source: str = "config.json") -> TrainSpec:
+        """The spec ``config.json`` holds; a one-line DojoError naming a field of the wrong type."""
         fields = [f for f in dataclasses.fields(cls) if f.name not in cls.IN_CONFIG]
         # Fields added later (native) take their defaults in runs made before them.
-        return cls(**{f.name: data[f.name] for f in fields if f.name in data or f.default is dataclasses.MISSING})
+        values = {f.name: data[f.name] for f in fields if f.name in data or f.default is dataclasses.MISSING}
+        for f in fields:
+            if f.name not in values:
+                continue
+            if f.name in ("env_id", "agent"):
+                kind: type = str
+            else:
+                kind = type(f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+            value = values[f.name]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise DojoError(f"{source} is damaged: {f.name} is {value!r}, not a {kind.__name__}")
+        return cls(**values)
 
 
 def resolve_config(
@@ -92,8 +104,10 @@ def open_run(run_dir: str | Path) -> tuple[Run, TrainSpec, Any]:
     if config.get("kind") != "rl":
         raise DojoError(f"{run_dir} is not an RL training run (it is a {config.get('task', 'different')} run)")
     try:
-        spec = TrainSpec.from_stored(config)
+        spec = TrainSpec.from_stored(config, str(run.path / Run.CONFIG))
         cls = get(spec.agent).load().Config
+        if not isinstance(config["config"], dict):
+            raise DojoError(f"{run.path / Run.CONFIG} is damaged: its config is {config['config']!r}, not an object")
         saved = dict(config["config"])
         saved.setdefault("precision", "float32")  # runs made before the setting computed in float32
         cfg = config_mod.from_dict(cls, saved, source=f"{run.path / Run.CONFIG}")

@@ -66,6 +66,8 @@ def evaluate_run(
     else:
         origin, source = run.file("agent.npz"), "final agent"
         arrays, meta = load_arrays(origin, REPLAY) if origin.is_file() else ({}, {})
+        if type(meta.get("step", 0)) is not int:
+            raise DojoError(f"{origin} is damaged: its metadata step is {meta['step']!r}, not a step count")
         checkpoints = run.checkpoints()
         if not arrays or (checkpoints and checkpoints[-1][0] > int(meta.get("step", 0))):
             origin, arrays, meta = run.load_latest_checkpoint(warn, REPLAY)  # a DojoError if none loads

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kerasdojo.errors import DojoError
-from kerasdojo.supervised import data
+from kerasdojo.supervised import data, folder
 from tests.conftest import digit_images
 
 
@@ -134,27 +134,27 @@ def test_images_are_converted_to_28x28_gray(tmp_path) -> None:
     big[:28] = 255
     for name, img in (("g.png", gray), ("rgb.png", rgb), ("rgba.png", rgba), ("big.png", big)):
         iio.imwrite(tmp_path / name, img)
-    assert data.read_image(tmp_path / "g.png").tolist() == gray.tolist()
-    assert int(data.read_image(tmp_path / "rgb.png")[0, 0]) == 76
-    assert int(data.read_image(tmp_path / "rgba.png")[0, 0]) == 128
-    resized = data.read_image(tmp_path / "big.png")
+    assert folder.read_image(tmp_path / "g.png").tolist() == gray.tolist()
+    assert int(folder.read_image(tmp_path / "rgb.png")[0, 0]) == 76
+    assert int(folder.read_image(tmp_path / "rgba.png")[0, 0]) == 128
+    resized = folder.read_image(tmp_path / "big.png")
     assert resized.shape == (28, 28) and resized[:13].min() == 255 and resized[15:].max() == 0
     iio.imwrite(tmp_path / "photo.jpg", np.stack([gray] * 3, -1))
-    assert abs(int(data.read_image(tmp_path / "photo.jpg")[5, 5]) - 200) <= 3
+    assert abs(int(folder.read_image(tmp_path / "photo.jpg")[5, 5]) - 200) <= 3
 
 
 def test_undecodable_and_wrong_shape_images(tmp_path) -> None:
     (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(DojoError, match="train.csv line 3: cannot decode image"):
-        data.read_image(tmp_path / "broken.png", "train.csv line 3")
+        folder.read_image(tmp_path / "broken.png", "train.csv line 3")
     with pytest.raises(DojoError, match="expected a grayscale, RGB or RGBA image"):
-        data.to_gray28(np.zeros((28, 28, 5), np.uint8))
+        folder.to_gray28(np.zeros((28, 28, 5), np.uint8))
     with pytest.raises(DojoError, match="not found"):
-        data.read_image(tmp_path / "missing.png")
+        folder.read_image(tmp_path / "missing.png")
 
 
 def test_digits_folder_loads(digits_folder) -> None:
-    ds = data.load_digits_folder(digits_folder)
+    ds = folder.load_digits_folder(digits_folder)
     assert ds.train.x.shape == (300, 28, 28) and ds.train.y.shape == (300,)
     assert ds.test is not None and ds.test.names[0] == "300.png" and ds.test.y is None
 
@@ -164,7 +164,7 @@ def test_digits_images_beside_csv(tmp_path) -> None:
 
     (tmp_path / "a.png").write_bytes(iio.imwrite("<bytes>", np.zeros((28, 28), np.uint8), extension=".png"))
     (tmp_path / "train.csv").write_text("filename,label\na.png,3\n")
-    ds = data.load_digits_folder(tmp_path)
+    ds = folder.load_digits_folder(tmp_path)
     assert ds.train.y.tolist() == [3] and ds.test is None
 
 
@@ -182,15 +182,15 @@ def test_digits_images_beside_csv(tmp_path) -> None:
 def test_digits_csv_errors(digits_folder, csv_text, fragment) -> None:
     (digits_folder / "train.csv").write_text(csv_text)
     with pytest.raises(DojoError) as err:
-        data.load_digits_folder(digits_folder)
+        folder.load_digits_folder(digits_folder)
     assert fragment in err.value.one_line()
 
 
 def test_digits_missing_folder_or_csv(tmp_path) -> None:
     with pytest.raises(DojoError, match="must be a folder"):
-        data.load_digits_folder(tmp_path / "nope")
+        folder.load_digits_folder(tmp_path / "nope")
     with pytest.raises(DojoError, match="no train.csv"):
-        data.load_digits_folder(tmp_path)
+        folder.load_digits_folder(tmp_path)
 
 
 def test_stratified_split_keeps_class_balance() -> None:
