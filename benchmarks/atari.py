@@ -53,10 +53,10 @@ def kerasdojo_speed(algo: str, steps: int, dqn_learning_starts: int) -> dict:
         spec = TrainSpec(
             ENV, algo, seed=0, total_steps=steps, eval_every=0, eval_episodes=1, save_every=0, overrides=overrides
         )
-        start = time.perf_counter()
+        t0 = time.perf_counter()
         session = start(spec, tmp)
         summary = session.train()
-        wall = time.perf_counter() - start
+        wall = time.perf_counter() - t0
     return {"steps": summary.steps, "train_seconds": summary.train_seconds_total, "wall": wall}
 
 
@@ -261,7 +261,7 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = (), sb3: list[Pat
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from kerasdojo.networks import cnn_precision
+    from kerasdojo.agents.speed import resolve_precision
     from kerasdojo.runs import read_progress
     from kerasdojo.training.session import evaluate_run, open_run
     from kerasdojo.training.spec import greedy_evaluation
@@ -277,7 +277,7 @@ def report(runs: list[Path], compare: list[tuple[Path, str]] = (), sb3: list[Pat
         # eval.json comes with the final evaluation: a run stopped early (Ctrl-C) has none.
         in_run = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else {}
         # Runs before eval.json said it: what precision=auto picks on this machine (the one that trained them).
-        math = in_run.get("precision") or cnn_precision(cfg.precision)[0]
+        math = in_run.get("precision") or resolve_precision(cfg.precision)[0]
         how = "greedy" if in_run.get("deterministic", greedy_evaluation(spec, cfg)) else "sampled"
         final = evaluate_run(run, episodes=30, seed=1000).result  # sampled actions, as RL Zoo
         greedy = evaluate_run(run, episodes=10, seed=1000, deterministic=True).result

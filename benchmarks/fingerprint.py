@@ -41,11 +41,35 @@ CASES: list[tuple[str, str, str, int, list[str]]] = [
     ("a2c-pendulum", "Pendulum-v1", "a2c", 4000, []),
     ("dqn-cartpole", "CartPole-v1", "dqn", 5000, []),
     ("sac-pendulum", "Pendulum-v1", "sac", 600, []),
-    ("td3-pendulum", "Pendulum-v1", "td3", 600, []),
-    ("ddpg-pendulum", "Pendulum-v1", "ddpg", 600, ["--set", "noise_type=ornstein-uhlenbeck"]),
+    ("td3-pendulum", "Pendulum-v1", "td3", 600, ["--set", "learning_starts=100"]),
+    (
+        "ddpg-pendulum",
+        "Pendulum-v1",
+        "ddpg",
+        600,
+        ["--set", "noise_type=ornstein-uhlenbeck", "--set", "learning_starts=100"],
+    ),
     ("native-ppo-cartpole", "CartPole-v1", "ppo", 4096, ["--native"]),
     ("native-ppo-pendulum", "Pendulum-v1", "ppo", 4096, ["--native"]),
     ("native-dqn-cartpole", "CartPole-v1", "dqn", 5000, ["--native"]),
+    # Corners the presets do not reach: one gradient step a call, Polyak targets, PPO's early stop.
+    ("dqn-k1", "CartPole-v1", "dqn", 3000, ["--set", "gradient_steps=1", "--set", "train_freq=4"]),
+    (
+        "dqn-polyak-k1",
+        "CartPole-v1",
+        "dqn",
+        3000,
+        ["--set", "tau=0.5", "--set", "gradient_steps=1", "--set", "train_freq=4"],
+    ),
+    ("native-dqn-polyak", "CartPole-v1", "dqn", 3000, ["--native", "--set", "tau=0.5", "--set", "gradient_steps=2"]),
+    ("ppo-target-kl-k2", "CartPole-v1", "ppo", 4096, ["--set", "target_kl=0.005", "--set", "n_epochs=2"]),
+    (
+        "td3-k8",
+        "Pendulum-v1",
+        "td3",
+        600,
+        ["--set", "gradient_steps=8", "--set", "train_freq=8", "--set", "learning_starts=100"],
+    ),
 ]
 
 

@@ -48,7 +48,7 @@ def tf() -> Any:
 
 def _persistent_xla_cache() -> None:
     """Keep XLA's compiled programs on disk (``~/.cache/kerasdojo/xla``), so the next run of the
-    same program loads it instead of compiling (~2 s for a native PPO iteration on 2 cores).
+    same program loads it instead of compiling (figures: benchmarks/RESULTS.md).
     ``KERASDOJO_XLA_CACHE=0`` (or false/no/off) turns it off, ``=DIR`` moves it; a cache directory already in
     ``TF_XLA_FLAGS`` wins. Must run before TensorFlow is imported."""
     setting = os.environ.get("KERASDOJO_XLA_CACHE", "")
@@ -153,7 +153,7 @@ def _nvidia_smi() -> list[tuple[str, int]]:
 def native_bfloat16() -> tuple[bool, str]:
     """Whether the device the networks run on does bfloat16 math natively, and why: every GPU
     TensorFlow sees has compute capability 8.0 or more (Ampere on), or, with no GPU, the CPU
-    has AVX512_BF16 or AMX-BF16 (where oneDNN's bfloat16 convolutions are ~1.5x float32's).
+    has AVX512_BF16 or AMX-BF16 (where oneDNN's bfloat16 convolutions beat float32's).
     Elsewhere bfloat16 is emulated and slower than float32."""
     gpus = [d for d in devices() if d["type"] == "GPU"]
     if gpus:

@@ -226,21 +226,6 @@ def torso_layers(
     return mlp_layers(hidden, activation, init=init, gain=gain, flatten=len(obs_shape) != 1)
 
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-
-
-def cnn_precision(setting: str) -> tuple[str, str]:
-    """The dtype policy of CNN torsos for a ``precision`` setting, and why: ``auto`` is
-    ``mixed_bfloat16`` where the device does bfloat16 natively (a Nature-CNN update runs ~1.5x
-    faster on a CPU with AVX512_BF16), else ``float32``."""
-    if setting != "auto":
-        return setting, "as set"
-    from kerasdojo.backend import native_bfloat16
-
-    native, why = native_bfloat16()
-    return ("mixed_bfloat16" if native else "float32"), why
-
-
 def float32_twin(model: Any) -> Any:
     """A copy of ``model`` whose layers compute in float32, with its weights: to act with (XLA's
     CPU bfloat16 convolutions are slow) and to save (bfloat16 is emulated on many CPUs)."""

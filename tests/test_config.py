@@ -8,7 +8,7 @@ from kerasdojo import config
 from kerasdojo.agents.dqn import DQNConfig
 from kerasdojo.agents.ppo import PPOConfig
 from kerasdojo.errors import DojoError
-from kerasdojo.training.session import resolve_config
+from kerasdojo.training.spec import resolve_config
 
 
 def test_apply_parses_strings_to_field_types() -> None:

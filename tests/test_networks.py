@@ -5,6 +5,7 @@ import pytest
 
 from kerasdojo import backend, networks
 from kerasdojo.agents.acting import NumpyForward
+from kerasdojo.agents.speed import resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +82,16 @@ def test_precision_auto_follows_native_bfloat16(monkeypatch) -> None:
 
     monkeypatch.setattr(backend, "devices", lambda: [{"name": "cpu", "type": "CPU"}])
     monkeypatch.setattr(backend, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
-    assert networks.cnn_precision("auto") == ("mixed_bfloat16", "the CPU has AVX512_BF16")
+    assert resolve_precision("auto") == ("mixed_bfloat16", "the CPU has AVX512_BF16")
     monkeypatch.setattr(backend, "_cpu_flags", lambda: {"avx2", "avx512f"})
-    assert networks.cnn_precision("auto")[0] == "float32"
-    assert networks.cnn_precision("mixed_bfloat16")[0] == "mixed_bfloat16"  # as set, native or not
+    assert resolve_precision("auto")[0] == "float32"
+    assert resolve_precision("mixed_bfloat16")[0] == "mixed_bfloat16"  # as set, native or not
     gpus = [{"name": "gpu", "type": "GPU", "compute_capability": "7.5"}]
     monkeypatch.setattr(backend, "devices", lambda: gpus)  # a T4: no native bfloat16
     monkeypatch.setattr(backend, "_cpu_flags", lambda: {"avx512_bf16"})
-    assert networks.cnn_precision("auto")[0] == "float32"
+    assert resolve_precision("auto")[0] == "float32"
     gpus[0]["compute_capability"] = "9.0"
-    assert networks.cnn_precision("auto") == ("mixed_bfloat16", "the GPU does bfloat16 natively")
+    assert resolve_precision("auto") == ("mixed_bfloat16", "the GPU does bfloat16 natively")
 
 
 def test_auto_precision_is_bfloat16_for_the_nature_cnn_only(monkeypatch) -> None:

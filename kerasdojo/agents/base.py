@@ -36,8 +36,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend
+from kerasdojo.agents.speed import PRECISIONS
 from kerasdojo.config import option, validate
-from kerasdojo.networks import ACTIVATIONS, PRECISIONS
+from kerasdojo.networks import ACTIVATIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,3 +129,9 @@ class Agent:
 
     def refresh(self) -> None:
         """Called after weights change outside an update (loading a checkpoint)."""
+
+    @classmethod
+    def acting_config(cls, cfg: AgentConfig) -> AgentConfig:
+        """The config of an agent that only acts (``kerasdojo eval``): what training alone needs,
+        a replay buffer, cut to nothing."""
+        return cfg

@@ -19,7 +19,15 @@ from kerasdojo import backend, networks
 from kerasdojo.agents.acting import Forward
 from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import CompactReplayBuffer, ReplayBuffer, check_replay_memory, collect
-from kerasdojo.agents.rules import collapsed_tau, gradient_steps, linear, polyak
+from kerasdojo.agents.rules import (
+    collapsed_tau,
+    due_updates,
+    gradient_steps,
+    linear,
+    polyak,
+    target_interval,
+    updates_start,
+)
 from kerasdojo.agents.speed import cnn_precision, compiled, repeat, static_steps, use_xla
 from kerasdojo.config import option
 from kerasdojo.errors import DojoError
@@ -117,6 +125,11 @@ class DQN(Agent):
         self.exploration_rate = cfg.exploration_initial_eps
 
     # ------------------------------------------------------------------ persistence
+    @classmethod
+    def acting_config(cls, cfg: Any) -> Any:
+        """A one-transition replay buffer: acting needs none (a DQN Atari preset's holds GiBs)."""
+        return dataclasses.replace(cfg, buffer_size=1)
+
     def networks(self) -> dict[str, Any]:
         return {"q": self.q, "q_target": self.q_target}
 
@@ -162,7 +175,7 @@ class DQN(Agent):
         n_envs = env.num_envs
         obs = self.obs
         assert obs is not None, "call begin(env) first"
-        target_every = max(cfg.target_update_interval // n_envs, 1)
+        target_every = target_interval(cfg.target_update_interval, n_envs)
 
         def choose(obs: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
             done = step + i * n_envs
@@ -177,7 +190,7 @@ class DQN(Agent):
 
         taken = cfg.train_freq * n_envs
         n_grad = gradient_steps(cfg.gradient_steps, taken)
-        updates = step + taken > cfg.learning_starts and n_grad > 0
+        updates = updates_start(step, taken, cfg.learning_starts, n_grad)
         overlapped = None
         if updates and cfg.overlap_update and len(self.buffer) > 0:
             overlapped = self._update_in_thread(n_grad, target_every)
@@ -205,7 +218,7 @@ class DQN(Agent):
 
     def _count_calls(self, target_every: int) -> None:
         calls = self.n_calls + self.cfg.train_freq
-        self.pending_target_updates += calls // target_every - self.n_calls // target_every
+        self.pending_target_updates += due_updates(self.n_calls, calls, target_every)
         self.n_calls = calls
 
     def _prepare_update(self, n_grad: int) -> tuple[np.ndarray, ...]:

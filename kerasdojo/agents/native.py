@@ -17,25 +17,28 @@ and evaluates as a plain PPO or DQN agent.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from kerasdojo import backend
 from kerasdojo.agents.buffers import check_replay_memory
 from kerasdojo.agents.dqn import DQN
-from kerasdojo.agents.onpolicy import gae_tf
+from kerasdojo.agents.onpolicy import explained_variance_tf, gae_tf
 from kerasdojo.agents.ppo import PPO
-from kerasdojo.agents.rules import collapsed_tau, gradient_steps, linear_tf, polyak, schedule_tf
+from kerasdojo.agents.rules import (
+    collapsed_tau,
+    due_updates,
+    gradient_steps,
+    linear_tf,
+    polyak,
+    schedule_tf,
+    target_interval,
+    updates_start,
+)
+from kerasdojo.agents.speed import compiled
 from kerasdojo.envs.native.vector import NativeVecEnv
 from kerasdojo.errors import DojoError
-
-
-def compile_native(fn: Any) -> Any:
-    """One XLA program. Without autograph: its conversion was ~80% of the tracing time, and
-    the control flow inside is written with ``tf.while_loop``/``tf.cond`` already."""
-    return backend.tf().function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
-
 
 # --------------------------------------------------------------------------- the agents
 
@@ -44,7 +47,6 @@ class NativeTrainer:
     """What both compiled trainers share: the env they drive, one compiled call per
     ``learn``, a count of its traces, and NumPy acting copies refreshed only when used."""
 
-    native: ClassVar[bool] = True
     env: NativeVecEnv
     traces: int
     _stale: bool
@@ -94,7 +96,7 @@ class NativePPO(NativeTrainer, PPO):
         self.obs = None
         self.traces = 0
         self._stale = False
-        self._iterate = compile_native(self._iteration)
+        self._iterate = compiled(self._iteration, jit=True, autograph=False)
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         self._fresh()
@@ -117,7 +119,7 @@ class NativePPO(NativeTrainer, PPO):
         self.traces += 1
         cfg, env = self.cfg, self.env
         n_steps, n_envs = cfg.n_steps, env.num_envs
-        norm = env._normalizer
+        norm = env.tf_normalizer
         lr = schedule_tf(cfg.lr_schedule, cfg.learning_rate, progress)
         clip = schedule_tf(cfg.clip_schedule, cfg.clip_range, progress)
         self.opt.learning_rate.assign(lr)
@@ -146,7 +148,7 @@ class NativePPO(NativeTrainer, PPO):
             row += (ep_ret_end, ep_len_end)
             return row, out, ep_return, ep_length, next_obs
 
-        first = norm.tf_observation(env.env.observe(env.state), update=False)
+        first = norm.tf_observation(env.observe(), update=False)
         obs, data = self._rollout(n_steps, first, columns, step_fn)
         values, done = data["values"], data["done"]
         last_value = self.vf(obs, training=False)[:, 0]
@@ -175,8 +177,7 @@ class NativePPO(NativeTrainer, PPO):
         )
         out = {f"train/{k}": v for k, v in stats.items() if k != "gradient_steps"}
         out["gradient_steps"] = stats["gradient_steps"]
-        var_y = tf.math.reduce_variance(returns)
-        out["train/explained_variance"] = 1.0 - tf.math.reduce_variance(returns - values) / var_y
+        out["train/explained_variance"] = explained_variance_tf(returns, values)
         out["train/learning_rate"] = lr
         out["train/clip_range"] = clip
         out["train/std"] = tf.reduce_mean(tf.exp(self.log_std)) if self.log_std is not None else tf.constant(0.0)
@@ -190,22 +191,14 @@ class NativeDQN(NativeTrainer, DQN):
     """DQN whose collection (``train_freq`` vector steps into a replay buffer held in TensorFlow
     variables) and gradient steps are one XLA program per ``learn``."""
 
-    def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, cfg: Any, obs_shape: tuple[int, ...], *args: Any, **kwargs: Any) -> None:
         if cfg.optimize_memory_usage:
             raise DojoError("--native DQN keeps its replay buffer in TensorFlow: leave optimize_memory_usage false")
-        super().__init__(cfg, *args, **kwargs)
-
-    def begin(self, env: NativeVecEnv) -> None:
-        if not isinstance(env, NativeVecEnv):
-            raise TypeError("NativeDQN trains on a NativeVecEnv")
+        super().__init__(cfg, obs_shape, *args, **kwargs)
         tf = backend.tf()
-        self.env = env
-        self.obs = None
-        self.traces = 0
-        self._stale = False
-        cap, dim = self.cfg.buffer_size, env.obs_shape[0]
+        cap, dim = cfg.buffer_size, int(np.prod(obs_shape))
         # The TF buffer sits beside the NumPy one that checkpoints read: check room for both.
-        check_replay_memory(2 * cap, env.obs_shape, np.float32)
+        check_replay_memory(2 * cap, obs_shape, np.float32)
         self.replay = {
             "obs": tf.Variable(tf.zeros([cap, dim]), trainable=False),
             "actions": tf.Variable(tf.zeros([cap], tf.int32), trainable=False),
@@ -217,8 +210,15 @@ class NativeDQN(NativeTrainer, DQN):
         self.replay_size = tf.Variable(0, trainable=False)
         self.calls = tf.Variable(self.n_calls, dtype=tf.int64, trainable=False)
         self.pending = tf.Variable(self.pending_target_updates, dtype=tf.int64, trainable=False)
-        self._collect_train = compile_native(self._iteration)
-        self._restore_replay()
+        self._collect_train = compiled(self._iteration, jit=True, autograph=False)
+
+    def begin(self, env: NativeVecEnv) -> None:
+        if not isinstance(env, NativeVecEnv):
+            raise TypeError("NativeDQN trains on a NativeVecEnv")
+        self.env = env
+        self.obs = None
+        self.traces = 0
+        self._stale = False
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         self._fresh()
@@ -239,7 +239,7 @@ class NativeDQN(NativeTrainer, DQN):
         self.replay_size.assign(len(buf))
 
     def extra_state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        if buffers and hasattr(self, "replay"):  # the NumPy buffer is what checkpoints hold
+        if buffers:  # the NumPy buffer is what checkpoints hold
             buf = self.buffer
             buf.obs[:] = self.replay["obs"].numpy().reshape(buf.obs.shape)
             buf.actions[:] = self.replay["actions"].numpy().reshape(buf.actions.shape)
@@ -247,17 +247,15 @@ class NativeDQN(NativeTrainer, DQN):
             buf.next_obs[:] = self.replay["next_obs"].numpy().reshape(buf.next_obs.shape)
             buf.terminated[:] = self.replay["terminated"].numpy()
             buf.pos, buf.size = int(self.replay_pos.numpy()), int(self.replay_size.numpy())
-        if hasattr(self, "calls"):
-            self.n_calls, self.pending_target_updates = int(self.calls.numpy()), int(self.pending.numpy())
+        self.n_calls, self.pending_target_updates = int(self.calls.numpy()), int(self.pending.numpy())
         return super().extra_state(buffers)
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         super().load_extra_state(arrays, meta)
-        if hasattr(self, "replay"):  # loaded after begin(): move the new state into the variables
-            if "replay/size" in meta:
-                self._restore_replay()
-            self.calls.assign(self.n_calls)
-            self.pending.assign(self.pending_target_updates)
+        if "replay/size" in meta:  # move the loaded NumPy buffer into the variables
+            self._restore_replay()
+        self.calls.assign(self.n_calls)
+        self.pending.assign(self.pending_target_updates)
 
     def learn(self, env: Any, step: int, total_steps: int) -> tuple[int, dict[str, float]]:
         cfg = self.cfg
@@ -308,7 +306,7 @@ class NativeDQN(NativeTrainer, DQN):
             row += (ep_ret_end, ep_len_end)
             return row, out, ep_return, ep_length, out.obs
 
-        _, arrays = self._rollout(steps, env.env.observe(env.state), columns, step_fn)
+        _, arrays = self._rollout(steps, env.observe(), columns, step_fn)
         eps = epsilon(steps - 1)[0]
         # Store the whole stretch at once, as a ring buffer.
         rows = (self.replay_pos + tf.range(taken)) % cap
@@ -321,12 +319,12 @@ class NativeDQN(NativeTrainer, DQN):
         self.replay_pos.assign((self.replay_pos + taken) % cap)
         self.replay_size.assign(tf.minimum(self.replay_size + taken, cap))
         # Target updates due during collection collapse into one (see DQN.learn).
-        target_every = max(cfg.target_update_interval // n_envs, 1)
+        target_every = target_interval(cfg.target_update_interval, n_envs)
         calls = self.calls + steps
-        self.pending.assign_add(calls // target_every - self.calls // target_every)
+        self.pending.assign_add(due_updates(self.calls, calls, target_every))
         self.calls.assign(calls)
         n_grad = gradient_steps(cfg.gradient_steps, taken)
-        train = (step + taken > cfg.learning_starts) & (n_grad > 0)
+        train = updates_start(step, taken, cfg.learning_starts, n_grad)
 
         def train_steps() -> tuple[Any, Any]:
             tau = collapsed_tau(cfg.tau, tf.cast(self.pending, tf.float32))

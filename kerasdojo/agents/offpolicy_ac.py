@@ -22,7 +22,7 @@ import numpy as np
 from kerasdojo import backend, networks
 from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
-from kerasdojo.agents.rules import gradient_steps, polyak, schedule
+from kerasdojo.agents.rules import gradient_steps, polyak, schedule, updates_start
 from kerasdojo.config import option
 from kerasdojo.errors import DojoError
 
@@ -162,6 +162,11 @@ class OffPolicyActorCritic(Agent):
         """Called after each vector step with the envs whose episode ended."""
 
     # ------------------------------------------------------------------ persistence
+    @classmethod
+    def acting_config(cls, cfg: Any) -> Any:
+        """A one-transition replay buffer: acting needs none (a DQN Atari preset's holds GiBs)."""
+        return dataclasses.replace(cfg, buffer_size=1)
+
     def extra_state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return self.buffer.state() if buffers else ({}, {})
 
@@ -187,7 +192,7 @@ class OffPolicyActorCritic(Agent):
         self.obs = collect(env, self.obs, self.buffer, cfg.train_freq, choose, self.on_done)
         taken = cfg.train_freq * n_envs
         n_grad = gradient_steps(cfg.gradient_steps, taken)
-        if step + taken <= cfg.learning_starts or n_grad == 0:
+        if not updates_start(step, taken, cfg.learning_starts, n_grad):
             return taken, {}
         lr = schedule(cfg.lr_schedule, cfg.learning_rate, step / total_steps)
         if lr != self._lr:

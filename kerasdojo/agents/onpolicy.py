@@ -6,7 +6,7 @@ both heads (SB3's CnnPolicy), run once per batch. A categorical policy for
 Discrete actions, a Gaussian with a state-independent log-std for Box actions
 (sampled unclipped, clipped to the bounds by the env wrapper). Acting is one
 NumPy forward pass per vector step, or one compiled TensorFlow call for CNNs
-(see :class:`~kerasdojo.agents.base.Forward`).
+(see :class:`~kerasdojo.agents.acting.Forward`).
 Each algorithm adds its config fields, its optimizer and its compiled update.
 """
 
@@ -70,6 +70,21 @@ def gae_tf(
         lambda acc, x: x[0] + x[1] * acc, (deltas, carry), initializer=tf.zeros(tf.shape(rewards)[1:]), reverse=True
     )
     return advantages, advantages + values
+
+
+def explained_variance(returns: np.ndarray, values: np.ndarray) -> float:
+    """``1 - Var(returns - values) / Var(returns)``: how much of the returns the values explain (NaN when
+    the returns do not vary)."""
+    var_y = np.var(returns)
+    return float("nan") if var_y == 0 else float(1 - np.var(returns - values) / var_y)
+
+
+def explained_variance_tf(returns: Any, values: Any) -> Any:
+    """:func:`explained_variance` inside compiled code."""
+    tf = backend.tf()
+    var_y = tf.math.reduce_variance(returns)
+    nan = tf.constant(float("nan"))
+    return tf.where(var_y == 0, nan, 1.0 - tf.math.reduce_variance(returns - values) / var_y)
 
 
 def normalize_advantages(advantages: Any, weight: Any) -> Any:
@@ -238,8 +253,7 @@ class OnPolicyActorCritic(Agent):
     def rollout_metrics(self, buf: RolloutBuffer, returns: np.ndarray, lr: float) -> dict[str, float]:
         """Explained variance of the value predictions, learning rate, update count, policy std."""
         valid = buf.valid
-        var_y = np.var(returns[valid])
-        explained = float("nan") if var_y == 0 else float(1 - np.var(returns[valid] - buf.values[valid]) / var_y)
+        explained = explained_variance(returns[valid], buf.values[valid])
         metrics = {
             "train/explained_variance": explained,
             "train/learning_rate": lr,

@@ -58,6 +58,22 @@ def gradient_steps(setting: int, collected: int) -> int:
     return setting if setting >= 0 else collected
 
 
+def updates_start(step: int, taken: int, learning_starts: int, n_grad: Any) -> Any:
+    """Whether a call that collected ``taken`` env steps from ``step`` on updates: past
+    ``learning_starts`` and with gradient steps to take (ints, or tensors inside compiled code)."""
+    return (step + taken > learning_starts) & (n_grad > 0)
+
+
+def target_interval(target_update_interval: int, n_envs: int) -> int:
+    """Vector steps between target updates for an interval in env steps (SB3's DQN: at least 1)."""
+    return max(target_update_interval // n_envs, 1)
+
+
+def due_updates(calls_before: Any, calls_after: Any, every: int) -> Any:
+    """Target updates due between two counts of vector steps, one per ``every`` crossed."""
+    return calls_after // every - calls_before // every
+
+
 def polyak(targets: Any, sources: Any, tau: Any, where: Any = None) -> None:
     """``target <- tau * source + (1 - tau) * target`` for each pair of weights, inside compiled
     code; ``tau`` 1 copies. With ``where`` (a boolean tensor), only when it holds."""

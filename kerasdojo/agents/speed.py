@@ -18,10 +18,12 @@ from kerasdojo import backend
 UNROLL = 4
 
 
-def compiled(fn: Callable[..., Any], jit: bool) -> Any:
-    """``tf.function`` with retracing kept down; XLA when ``jit``."""
+def compiled(fn: Callable[..., Any], jit: bool, autograph: bool = True) -> Any:
+    """``tf.function`` with retracing kept down; XLA when ``jit``. ``autograph=False`` for code
+    whose control flow is written with ``tf.while_loop``/``tf.cond`` already: tracing is then
+    much shorter."""
     tf = backend.tf()
-    return tf.function(fn, jit_compile=jit, reduce_retracing=True)
+    return tf.function(fn, jit_compile=jit, reduce_retracing=True, autograph=autograph)
 
 
 def repeat(
@@ -56,16 +58,27 @@ def static_steps(batches: Any) -> Any:
     return int(k) if k is not None else backend.tf().shape(batches)[0]
 
 
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+def resolve_precision(setting: str) -> tuple[str, str]:
+    """The dtype policy of CNN torsos for a ``precision`` setting, and why: ``auto`` is
+    ``mixed_bfloat16`` where the device does bfloat16 natively, else ``float32``."""
+    if setting != "auto":
+        return setting, "as set"
+    native, why = backend.native_bfloat16()
+    return ("mixed_bfloat16" if native else "float32"), why
+
+
 def cnn_precision(setting: str, obs_shape: Sequence[int], obs_dtype: Any, notes: list[str]) -> str:
     """The dtype policy of an agent's CNN torso for its ``precision`` setting (float32 when the
     observations are not images); a line in ``notes`` says when it is mixed_bfloat16, and why.
     ``auto`` keeps float32 for the small CNN, whose casts cost more than its bfloat16 math saves."""
-    from kerasdojo.networks import cnn_precision as resolve
     from kerasdojo.networks import is_image_space, uses_nature_cnn
 
     if not is_image_space(obs_shape, obs_dtype) or (setting == "auto" and not uses_nature_cnn(obs_shape, obs_dtype)):
         return "float32"
-    policy, why = resolve(setting)
+    policy, why = resolve_precision(setting)
     if policy == "mixed_bfloat16":
         notes.append(
             f"CNN updates in mixed_bfloat16 (bfloat16 math, float32 weights; {why}); "

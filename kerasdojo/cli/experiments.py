@@ -183,7 +183,7 @@ def tune(
         if value < 1:
             raise DojoError(f"{flag} must be >= 1. Received: {value}")
     overrides = config_mod.parse_pairs(set_ or [], "--set")
-    from kerasdojo.training.session import TrainSpec, resolve_config
+    from kerasdojo.training.spec import TrainSpec, resolve_config
 
     cfg = resolve_config(name, env, overrides, steps)  # unknown env/agent, bad --set: one line now
     overrides = {k: getattr(cfg, k) for k in overrides}  # typed, as best.toml repeats them

@@ -276,9 +276,7 @@ def evaluate(
     from kerasdojo.training.session import evaluate_run
 
     greedy = None if stochastic is None else not stochastic
-    done = evaluate_run(
-        run_dir, episodes, seed, video=video, render=render, deterministic=greedy, best=best, warn=warn
-    )
+    done = evaluate_run(run_dir, episodes, seed, video=video, render=render, deterministic=greedy, best=best, warn=warn)
     r = done.result
     out = console()
     out.print(

@@ -148,6 +148,16 @@ def train_seed(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     return {"seed": seed, "run": str(session.run.path), "status": status}
 
 
+def read_marker(path: Path) -> dict[str, Any]:
+    """A bench folder's ``experiment.json``: its settings, with the env, agent and seeds checked."""
+    marker = read_json(path)
+    ok = isinstance(marker, dict) and isinstance(marker.get("env_id"), str) and isinstance(marker.get("agent"), str)
+    seeds = marker.get("seeds", []) if isinstance(marker, dict) else None
+    if not ok or not isinstance(seeds, list) or not all(type(s) is int for s in seeds):
+        raise DojoError(f"{path} is damaged: it needs env_id, agent and a list of integer seeds")
+    return marker
+
+
 def finished(run: Path) -> bool:
     """Whether the run's final evaluation (eval.json) is at its step budget."""
     from kerasdojo.runs import Run
@@ -167,7 +177,7 @@ def finished(run: Path) -> bool:
 
 def prepare(spec: BenchSpec) -> None:
     """Check the spec and the folder before any worker starts (one-line errors)."""
-    from kerasdojo.training.session import TrainSpec, resolve_config
+    from kerasdojo.training.spec import TrainSpec, resolve_config
 
     # Everything train would refuse, refused now: unknown env/agent, bad --set, --native misuse.
     probe = TrainSpec(
@@ -188,9 +198,7 @@ def prepare(spec: BenchSpec) -> None:
     check_supported(spec.agent, spec.env_id, envs_mod.spaces_of(spec.env_id)[1])
     marker = spec.out / EXPERIMENT
     if marker.is_file():
-        saved = read_json(marker)
-        if not isinstance(saved, dict):
-            raise DojoError(f"{marker} is damaged: not a JSON object", hint="use another --out")
+        saved = read_marker(marker)
         mine = json.loads(json.dumps(spec.stored()))
         if {k: saved.get(k) for k in mine} != mine:
             diff = ", ".join(f"{k}: {saved.get(k)!r} there, {v!r} now" for k, v in mine.items() if saved.get(k) != v)
@@ -199,7 +207,7 @@ def prepare(spec: BenchSpec) -> None:
     elif spec.out.exists() and any(spec.out.iterdir()):
         raise DojoError(f"{spec.out} exists and is not a bench folder", hint="pass a new or empty --out")
     spec.out.mkdir(parents=True, exist_ok=True)
-    seeds = sorted(set(read_json(marker).get("seeds", [])) | set(spec.seeds)) if marker.is_file() else []
+    seeds = sorted(set(read_marker(marker).get("seeds", [])) | set(spec.seeds)) if marker.is_file() else []
     marker.write_text(json.dumps({**spec.stored(), "seeds": seeds or list(spec.seeds)}, indent=2))
 
 

@@ -54,7 +54,8 @@ def read_curve(run: Path, metric: str = "eval/mean_reward", x: str = "steps") ->
     if rows and metric not in rows[0]:
         known = sorted(k for k in rows[0] if not k.startswith("time/"))
         raise DojoError(f"{run.name} has no metric {metric!r}", hint="its metrics: " + ", ".join(known))
-    pairs = [(float(r[X_COLUMNS[x]]), float(r[metric])) for r in rows if r.get(metric) not in (None, "", "nan")]
+    filled = [r for r in rows if r.get(metric) not in (None, "", "nan") and r.get(X_COLUMNS[x]) not in (None, "")]
+    pairs = [(float(r[X_COLUMNS[x]]), float(r[metric])) for r in filled]
     xs, ys = (np.array(v, np.float64) for v in zip(*pairs, strict=True)) if pairs else (np.zeros(0), np.zeros(0))
     return Curve(
         run, config.get("env_id", "?"), config.get("agent", config.get("task", "?")), config.get("seed", 0), xs, ys

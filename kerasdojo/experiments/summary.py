@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kerasdojo.experiments.bench import EXPERIMENT, finished, seed_run
+from kerasdojo.errors import DojoError
+from kerasdojo.experiments.bench import EXPERIMENT, finished, read_marker, seed_run
 from kerasdojo.files import read_json
 
 
@@ -18,7 +19,7 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
     from kerasdojo.experiments import curves as curves_mod
     from kerasdojo.runs import read_progress
 
-    marker = read_json(out / EXPERIMENT)
+    marker = read_marker(out / EXPERIMENT)
     env_id, agent = marker["env_id"], marker["agent"]
     seeds = seeds if seeds is not None else tuple(marker["seeds"])
     threshold = envs_mod.resolve(env_id).reward_threshold
@@ -29,7 +30,11 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
             rows.append({"seed": seed, "run": str(run) if run else None, "finished": False})
             continue
         result = read_json(run / "eval.json")
+        if not isinstance(result, dict) or not isinstance(result.get("mean_reward"), (int, float)):
+            raise DojoError(f"{run / 'eval.json'} is damaged: it holds no mean_reward")
         progress = read_progress(run / "progress.csv")
+        if not progress:
+            raise DojoError(f"{run / 'progress.csv'} is damaged: a finished run with no rows")
         last = progress[-1]
         steps, seconds = int(last["time/total_timesteps"]), float(last["time/train_seconds"])
         reached = None

@@ -173,7 +173,7 @@ def load_digits_folder(
                 raise DojoError(f"{where}: empty filename")
             if labelled:
                 label = row["label"]
-                if not (label.isdigit() and len(label) == 1):
+                if not (len(label) == 1 and label in "0123456789"):
                     raise DojoError(f"{where}: label {label!r} is not a digit 0-9")
                 value = int(label)
                 ys.append(value)

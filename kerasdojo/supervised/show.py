@@ -51,7 +51,7 @@ def _digits_sample(root: Path, split: str, index: int) -> tuple[np.ndarray, int 
     where = f"{csv_path.name} line {line}"
     path = folder.find_image(folder.image_dirs(root, split, None), row["filename"], where)
     label = row.get("label")
-    return folder.read_image(path, where), int(label) if label and label.isdigit() else None
+    return folder.read_image(path, where), int(label) if label and label.isascii() and label.isdigit() else None
 
 
 def predict(run_dir: Path, images: list[Path]) -> Iterator[tuple[Path, int, float]]:

@@ -75,7 +75,10 @@ def load_agent_state(agent: Any, arrays: Arrays, meta: Meta, source: str = "chec
         agent.n_updates = int(meta.get("n_updates", 0))
     except (TypeError, ValueError, KeyError) as exc:
         raise DojoError(f"{source} holds an unusable RNG state or update count: {exc}") from None
-    agent.load_extra_state(arrays, meta)
+    try:
+        agent.load_extra_state(arrays, meta)
+    except (TypeError, ValueError, KeyError, IndexError) as exc:  # a damaged replay buffer or counter
+        raise DojoError(f"{source} holds an unusable {type(exc).__name__.lower()} in its agent state: {exc}") from None
     agent.refresh()
 
 

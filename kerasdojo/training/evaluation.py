@@ -84,9 +84,9 @@ def _evaluate(
     while (counts < quota).any():
         if stop is not None and stop():
             break
-        obs, reward, terminated, truncated, valid = env.step(agent.act(obs, deterministic))
+        obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic))
         # Whole games: a call the env played for the agent (Atari's FIRE after a lost life) counts.
-        counts_in = getattr(env, "in_episode", valid)
+        counts_in = env.in_episode
         ep_return += reward * counts_in
         ep_length += counts_in
         done = np.logical_or(terminated, truncated) | (ep_length >= EVAL_MAX_EPISODE_STEPS)

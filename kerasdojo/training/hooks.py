@@ -1,7 +1,7 @@
 """What the training loop does besides training, one hook each (see :mod:`kerasdojo.training.loop`).
 
-Measure stage: evaluate (and keep the best agent), record a video at the end, catch
-Ctrl-C. Write stage: log a row of scalars, checkpoint (and save the final agent), show
+Measure stage: evaluate (and keep the best agent), catch Ctrl-C. Write stage: log a row
+of scalars, checkpoint (and save the final agent), record a video at the end, show
 progress. Each hook works through the loop's :class:`~kerasdojo.training.loop.LoopState`
 and a :class:`RunHandle`, the few things a run offers them; what a hook produces (the
 final evaluation, the policy file, the video) goes back into the state.
@@ -89,10 +89,12 @@ class EvalHook(Hook):
 
 
 class VideoHook(Hook):
-    """Record one episode of the final agent (``videos/final.gif``): greedy, sampled on Atari games."""
+    """Record one episode of the final agent (``videos/final.gif``): greedy, sampled on Atari games.
+    In the write stage, after the final agent is saved: a failed recording loses nothing."""
 
     every = 0
     timed = False
+    stage = Hook.WRITE
 
     def __init__(self, run: RunHandle) -> None:
         self.run = run
@@ -146,12 +148,12 @@ class LogHook(Hook):
         if state.step >= state.total_steps:  # on_end writes the last row, evaluation included
             return
         if state.step - self.last >= self.interval:
-            state.report({**self.run.episode_stats(), **state.metrics, **state.row})
+            state.row = {**self.run.episode_stats(), **state.metrics, **state.row}
         if state.row:
             self._write(state)
 
     def on_end(self, state: LoopState) -> None:
-        state.report({**self.run.episode_stats(), **state.metrics, **state.row})
+        state.row = {**self.run.episode_stats(), **state.metrics, **state.row}
         self._write(state)
 
     def _write(self, state: LoopState) -> None:

@@ -7,8 +7,8 @@ evaluate, checkpoint, show progress, stop on Ctrl-C (:mod:`kerasdojo.training.ho
 Time spent in a hook counts as training time unless the hook says otherwise
 (evaluation does not), so steps/s compare with other libraries' wall clocks.
 
-Hooks of the ``MEASURE`` stage (evaluate, record, Ctrl-C) run before those of the
-``WRITE`` stage (log, checkpoint, progress) in every iteration and at the end, so what
+Hooks of the ``MEASURE`` stage (evaluate, Ctrl-C) run before those of the ``WRITE``
+stage (log, checkpoint, video, progress) in every iteration and at the end, so what
 a measuring hook puts in the state (scalars for the row, the best evaluation) is there
 when the writing hooks read it, whatever the order of the list they came in.
 """

@@ -91,9 +91,12 @@ def greedy_evaluation(spec: TrainSpec, cfg: Any) -> bool:
     return spec.native or not envs_mod.samples_in_evaluation(spec.env_id, cfg.atari_wrapper)
 
 
-def build_agent(agent: str, cfg: Any, env: Any, seed: int, native: bool = False) -> Any:
-    """Agent ``agent`` for ``env`` (``native``: its trainer compiled end to end, for a native env)."""
+def build_agent(agent: str, cfg: Any, env: Any, seed: int, native: bool = False, acting_only: bool = False) -> Any:
+    """Agent ``agent`` for ``env`` (``native``: its trainer compiled end to end, for a native env;
+    ``acting_only``: without what only training needs, as its ``acting_config`` says)."""
     cls = get(agent).load(native)
+    if acting_only:
+        cfg = cls.acting_config(cfg)
     return cls(cfg, env.obs_shape, env.obs_dtype, env.single_action_space, seed)
 
 

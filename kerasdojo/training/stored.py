@@ -84,10 +84,9 @@ def evaluate_run(
         training=False,
     )
     try:
-        # An agent that only acts needs no replay memory (2.6 GiB in DQN's Atari preset): a
-        # one-transition buffer, and the checkpoint's replay arrays are never read.
-        acting = dataclasses.replace(cfg, buffer_size=1) if hasattr(cfg, "buffer_size") else cfg
-        agent = build_agent(spec.agent, acting, env, spec.seed)
+        # An agent that only acts needs no replay memory (its acting_config), and the
+        # checkpoint's replay arrays are never read.
+        agent = build_agent(spec.agent, cfg, env, spec.seed, acting_only=True)
         meta = {k: v for k, v in meta.items() if not k.startswith(REPLAY)}
         load_agent_state(agent, arrays, meta, str(origin))
         norm = normalizer_arrays(arrays)

@@ -144,6 +144,15 @@ class NativeVecEnv(EpisodeStats):
         self._normalizer.pull()
         return self._normalizer
 
+    @property
+    def tf_normalizer(self) -> TFNormalizer:
+        """The normaliser as compiled code uses it (its statistics in variables, not pulled)."""
+        return self._normalizer
+
+    def observe(self) -> Any:
+        """The envs' current observations, inside compiled code."""
+        return self.env.observe(self.state)
+
     def reset(self, seed: int | None = None) -> None:
         tf = backend.tf()
         if seed is not None:
