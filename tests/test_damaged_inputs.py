@@ -549,7 +549,8 @@ CASES = _cases()
 
 
 def _params() -> list[Any]:
-    return [pytest.param(c, id=c.id) for c in CASES]
+    """Every case; three of four are ``slow``, so ``-m "not slow"`` runs every fourth and the full run all."""
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if i % 4 else []) for i, c in enumerate(CASES)]
 
 
 # --------------------------------------------------------------------------- the good inputs

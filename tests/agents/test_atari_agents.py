@@ -45,6 +45,7 @@ def only_run(runs_dir):
 
 
 @ale
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
 def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str, monkeypatch) -> None:
     import keras
@@ -87,6 +88,7 @@ def test_pong_trains_resumes_and_saves_a_uint8_frame_policy(runs_dir, agent: str
 
 
 @ale
+@pytest.mark.slow
 def test_eval_video_shows_the_game_in_colour(runs_dir, tmp_path) -> None:
     import imageio.v3 as iio
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from kerasdojo.cli import app
@@ -40,6 +41,7 @@ def _kill_when(proc: subprocess.Popen, runs_dir: Path, reached: int, extra_delay
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_sigkill_at_three_points_then_resume_finishes_the_run(tmp_path) -> None:
     runs_dir = tmp_path / "runs"
     cli = [sys.executable, "-m", "kerasdojo"]

@@ -157,6 +157,7 @@ def test_bench_refuses_a_folder_of_other_settings_and_a_dead_ray_address(tmp_pat
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_tune_three_trials_writes_best_toml_that_train_accepts(tmp_path) -> None:
     pytest.importorskip("optuna")
     out = tmp_path / "study"
@@ -209,6 +210,7 @@ def test_tune_three_trials_writes_best_toml_that_train_accepts(tmp_path) -> None
         tune.open_study(f"sqlite:///{out / 'study.db'}", "CartPole-v1__ppo", "CartPole-v1", "dqn", 1024)
 
 
+@pytest.mark.slow
 def test_bench_on_a_local_ray_matches_local_workers(tmp_path) -> None:
     pytest.importorskip("ray")
     import os
