@@ -67,26 +67,31 @@ def idx_folder(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def digits_folder(tmp_path: Path) -> Path:
-    """The 'identify the digits' layout: train.csv, test.csv, Images/train, Images/test (PNG, RGBA)."""
+def write_digits_folder(root: Path, n_train: int, n_test: int, seed: int, gray_too: bool = False) -> Path:
+    """The 'identify the digits' layout under ``root``: train.csv, test.csv, Images/train and
+    Images/test of PNG digits (RGBA; with ``gray_too`` two of three training images gray)."""
     import imageio.v3 as iio
 
-    root = tmp_path / "digits"
     (root / "Images" / "train").mkdir(parents=True)
     (root / "Images" / "test").mkdir(parents=True)
-    x, y = digit_images(340, seed=1)
+    x, y = digit_images(n_train + n_test, seed=seed)
     lines = ["filename,label"]
-    for i in range(300):
+    for i in range(n_train):
         rgba = np.zeros((28, 28, 4), np.uint8)
         rgba[..., :3] = x[i, ..., None]
         rgba[..., 3] = 255
-        iio.imwrite(root / "Images" / "train" / f"{i}.png", rgba)
+        iio.imwrite(root / "Images" / "train" / f"{i}.png", x[i] if gray_too and i % 3 else rgba)
         lines.append(f"{i}.png,{y[i]}")
     (root / "train.csv").write_text("\n".join(lines) + "\n")
     test_lines = ["filename"]
-    for i in range(300, 340):
+    for i in range(n_train, n_train + n_test):
         iio.imwrite(root / "Images" / "test" / f"{i}.png", x[i])
         test_lines.append(f"{i}.png")
     (root / "test.csv").write_text("\n".join(test_lines) + "\n")
     return root
+
+
+@pytest.fixture
+def digits_folder(tmp_path: Path) -> Path:
+    """The 'identify the digits' layout: train.csv, test.csv, Images/train, Images/test (PNG, RGBA)."""
+    return write_digits_folder(tmp_path / "digits", 300, 40, seed=1)

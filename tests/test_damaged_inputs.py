@@ -35,7 +35,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from kerasdojo.cli import app
-from tests.conftest import digit_images
+from tests.conftest import digit_images, write_digits_folder
 
 runner = CliRunner()
 Rng = np.random.Generator
@@ -574,7 +574,6 @@ def _invoke(*args: str) -> Result:
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
-    import imageio.v3 as iio
 
     from kerasdojo.supervised.data import write_idx
 
@@ -586,21 +585,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     (rl_run,) = (root / "rl").iterdir()
     assert len(list((rl_run / "checkpoints").glob("step_*.npz"))) == 2
 
-    x, y = digit_images(60, seed=3)
-    digits = root / "digits"
-    (digits / "Images" / "train").mkdir(parents=True)
-    (digits / "Images" / "test").mkdir(parents=True)
-    lines = ["filename,label"]
-    for i in range(50):
-        img = x[i] if i % 3 else np.stack([x[i]] * 3 + [np.full_like(x[i], 255)], axis=-1)  # gray and RGBA
-        iio.imwrite(digits / "Images" / "train" / f"{i}.png", img)
-        lines.append(f"{i}.png,{y[i]}")
-    (digits / "train.csv").write_text("\n".join(lines) + "\n")
-    test_lines = ["filename"]
-    for i in range(50, 60):
-        iio.imwrite(digits / "Images" / "test" / f"{i}.png", x[i])
-        test_lines.append(f"{i}.png")
-    (digits / "test.csv").write_text("\n".join(test_lines) + "\n")
+    digits = write_digits_folder(root / "digits", 50, 10, seed=3, gray_too=True)
 
     xm, ym = digit_images(100, seed=4)
     mnist_npz = root / "mnist.npz"
