@@ -44,8 +44,10 @@ def mlp_layers(
     init: str = "glorot_uniform",
     gain: float = math.sqrt(2),
     flatten: bool = False,
+    prefix: str = "",
 ) -> list[Any]:
-    """Hidden Dense layers (each followed by Dropout when ``dropout`` > 0)."""
+    """Hidden Dense layers (each followed by Dropout when ``dropout`` > 0); ``prefix`` before their
+    names (two MLPs in one model)."""
     keras = _keras()
     if activation not in ACTIVATIONS:
         raise ValueError(f"Unknown activation. Received: activation={activation!r}; valid: {', '.join(ACTIVATIONS)}")
@@ -53,11 +55,11 @@ def mlp_layers(
     for i, width in enumerate(hidden):
         layers.append(
             keras.layers.Dense(
-                width, activation=activation, kernel_initializer=initializer(init, gain), name=f"dense_{i}"
+                width, activation=activation, kernel_initializer=initializer(init, gain), name=f"{prefix}dense_{i}"
             )
         )
         if dropout > 0:
-            layers.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+            layers.append(keras.layers.Dropout(dropout, name=f"{prefix}dropout_{i}"))
     return layers
 
 
@@ -124,40 +126,47 @@ def mnist_cnn(
     )
 
 
-def nature_cnn_layers(features: int = 512, channels_first: bool = False, dtype: str = "float32") -> list[Any]:
+def nature_cnn_layers(
+    features: int = 512, channels_first: bool = False, dtype: str = "float32", prefix: str = ""
+) -> list[Any]:
     """The Nature-DQN torso (Mnih et al. 2015) for stacked 84x84 uint8 frames:
     /255, conv 32 8x8/4, conv 64 4x4/2, conv 64 3x3/1, Dense ``features``.
     ``channels_first``: frames come as (stack, H, W), as ale-py stacks them; a
     Permute layer turns them channels-last (TensorFlow's CPU convolutions need it).
-    ``dtype``: the layers' dtype policy (``mixed_bfloat16``: bfloat16 math, float32 weights)."""
+    ``dtype``: the layers' dtype policy (``mixed_bfloat16``: bfloat16 math, float32 weights);
+    ``prefix``: before each layer's name (one CNN per image leaf of a nested observation)."""
     keras = _keras()
     L = keras.layers
     ortho = initializer("orthogonal", math.sqrt(2))
-    first = [L.Permute((2, 3, 1), name="channels_last", dtype=dtype)] if channels_first else []
+    p = prefix
+    first = [L.Permute((2, 3, 1), name=f"{p}channels_last", dtype=dtype)] if channels_first else []
     return first + [
-        L.Rescaling(1.0 / 255.0, name="scale", dtype=dtype),
-        L.Conv2D(32, 8, strides=4, activation="relu", kernel_initializer=ortho, name="conv_0", dtype=dtype),
-        L.Conv2D(64, 4, strides=2, activation="relu", kernel_initializer=ortho, name="conv_1", dtype=dtype),
-        L.Conv2D(64, 3, strides=1, activation="relu", kernel_initializer=ortho, name="conv_2", dtype=dtype),
-        L.Flatten(name="flatten", dtype=dtype),
-        L.Dense(features, activation="relu", kernel_initializer=ortho, name="features", dtype=dtype),
+        L.Rescaling(1.0 / 255.0, name=f"{p}scale", dtype=dtype),
+        L.Conv2D(32, 8, strides=4, activation="relu", kernel_initializer=ortho, name=f"{p}conv_0", dtype=dtype),
+        L.Conv2D(64, 4, strides=2, activation="relu", kernel_initializer=ortho, name=f"{p}conv_1", dtype=dtype),
+        L.Conv2D(64, 3, strides=1, activation="relu", kernel_initializer=ortho, name=f"{p}conv_2", dtype=dtype),
+        L.Flatten(name=f"{p}flatten", dtype=dtype),
+        L.Dense(features, activation="relu", kernel_initializer=ortho, name=f"{p}features", dtype=dtype),
     ]
 
 
-def small_cnn_layers(features: int = 256, channels_first: bool = False, dtype: str = "float32") -> list[Any]:
+def small_cnn_layers(
+    features: int = 256, channels_first: bool = False, dtype: str = "float32", prefix: str = ""
+) -> list[Any]:
     """A torso for small images (under 36 pixels a side, where the Nature CNN's strides do
     not fit; MinAtar-sized boards): /255, conv 16 3x3/1, conv 32 3x3/2, Dense ``features``."""
     keras = _keras()
     L = keras.layers
     ortho = initializer("orthogonal", math.sqrt(2))
     same = {"padding": "same", "activation": "relu", "kernel_initializer": ortho, "dtype": dtype}
-    first = [L.Permute((2, 3, 1), name="channels_last", dtype=dtype)] if channels_first else []
+    p = prefix
+    first = [L.Permute((2, 3, 1), name=f"{p}channels_last", dtype=dtype)] if channels_first else []
     return first + [
-        L.Rescaling(1.0 / 255.0, name="scale", dtype=dtype),
-        L.Conv2D(16, 3, strides=1, name="conv_0", **same),
-        L.Conv2D(32, 3, strides=2, name="conv_1", **same),
-        L.Flatten(name="flatten", dtype=dtype),
-        L.Dense(features, activation="relu", kernel_initializer=ortho, name="features", dtype=dtype),
+        L.Rescaling(1.0 / 255.0, name=f"{p}scale", dtype=dtype),
+        L.Conv2D(16, 3, strides=1, name=f"{p}conv_0", **same),
+        L.Conv2D(32, 3, strides=2, name=f"{p}conv_1", **same),
+        L.Flatten(name=f"{p}flatten", dtype=dtype),
+        L.Dense(features, activation="relu", kernel_initializer=ortho, name=f"{p}features", dtype=dtype),
     ]
 
 

@@ -42,7 +42,7 @@ REGISTRY: dict[str, AgentInfo] = {
             "kerasdojo.agents.ppo",
             "PPO",
             "Proximal Policy Optimization: clipped surrogate, GAE, vector envs (Schulman et al. 2017)",
-            ("Discrete", "Box"),
+            ("Discrete", "Box", "MultiDiscrete", "MultiBinary"),
             native="kerasdojo.agents.native:NativePPO",
         ),
         AgentInfo(
@@ -58,7 +58,7 @@ REGISTRY: dict[str, AgentInfo] = {
             "kerasdojo.agents.a2c",
             "A2C",
             "Advantage Actor-Critic: synchronous n-step updates on vector envs, RMSprop (Mnih et al. 2016)",
-            ("Discrete", "Box"),
+            ("Discrete", "Box", "MultiDiscrete", "MultiBinary"),
         ),
         AgentInfo(
             "sac",
@@ -104,11 +104,14 @@ def supports(name: str, action_space: Any) -> bool:
 
 
 def fitting_agents(observation_space: Any, action_space: Any) -> list[str]:
-    """Agents whose action spaces include this one (and that can read these observations)."""
-    from gymnasium import spaces
+    """Agents whose action spaces include this one, when kerasdojo can encode the observations
+    (every agent reads every space :mod:`kerasdojo.observations` encodes); none when it cannot."""
+    from kerasdojo.observations import ObsSpec
 
-    if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
-        return ["random"]
+    try:
+        ObsSpec.of(observation_space)
+    except DojoError:
+        return []
     return [name for name in AGENT_NAMES if supports(name, action_space)]
 
 

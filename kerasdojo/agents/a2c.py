@@ -24,6 +24,7 @@ from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig, mask_
 from kerasdojo.agents.rules import schedule
 from kerasdojo.agents.speed import compiled, use_xla
 from kerasdojo.config import option
+from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +49,8 @@ class A2C(OnPolicyActorCritic):
     name = "a2c"
     Config = A2CConfig
 
-    def __init__(
-        self, cfg: A2CConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
-        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+    def __init__(self, cfg: A2CConfig, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
+        super().__init__(cfg, obs_spec, action_space, seed)
         keras = backend.keras()
         self.cfg: A2CConfig = cfg
         if cfg.use_rms_prop:
@@ -64,7 +63,7 @@ class A2C(OnPolicyActorCritic):
         else:
             self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, global_clipnorm=cfg.max_grad_norm)
         self.opt.build(self.train_vars)
-        self._update = compiled(self._update_step, use_xla(cfg.jit_compile, obs_shape, obs_dtype))
+        self._update = compiled(self._update_step, use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype))
         self.refresh()
 
     def optimizers(self) -> dict[str, Any]:
@@ -77,7 +76,7 @@ class A2C(OnPolicyActorCritic):
         self.opt.learning_rate.assign(lr)
         flat = buf.flat(buf.obs, buf.actions, advantages, returns, buf.valid)
         flat[-1] = flat[-1].astype(np.float32)
-        stats = {k: float(v) for k, v in self._update(*flat).items()}
+        stats = {k: float(v) for k, v in self._update(*flat, buf.flat(buf.masks)[0]).items()}
         self.refresh()
         self.n_updates += 1
         metrics = {f"train/{k}": v for k, v in stats.items()}
@@ -85,8 +84,11 @@ class A2C(OnPolicyActorCritic):
         return cfg.n_steps * env.num_envs, metrics
 
     # ------------------------------------------------------------------ the update (compiled)
-    def _update_step(self, obs: Any, actions: Any, advantages: Any, returns: Any, valid: Any) -> dict[str, Any]:
-        """One gradient step on the whole rollout; reset calls (not valid) carry no weight."""
+    def _update_step(
+        self, obs: Any, actions: Any, advantages: Any, returns: Any, valid: Any, masks: Any = None
+    ) -> dict[str, Any]:
+        """One gradient step on the whole rollout; reset calls (not valid) carry no weight; ``masks``:
+        the legal actions of each step, when the env gave them."""
         tf = backend.tf()
         cfg = self.cfg
         weight = mask_weights(valid)
@@ -94,7 +96,7 @@ class A2C(OnPolicyActorCritic):
             advantages = normalize_advantages(advantages, weight)
         with tf.GradientTape() as tape:
             out, value = self.policy_value(obs)
-            logp, entropy = self.log_prob_entropy(out, actions)
+            logp, entropy = self.log_prob_entropy(out, actions, masks)
             policy_loss = -tf.reduce_sum(weight * advantages * logp)
             value_loss = tf.reduce_sum(weight * (returns - value) ** 2)
             entropy_loss = -tf.reduce_sum(weight * entropy)

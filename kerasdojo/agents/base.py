@@ -7,10 +7,13 @@ plus an entry in the registry (``agents/__init__.py``) and presets
 calls ``act``; checkpoints (:mod:`kerasdojo.training.checkpoint`) save and
 restore what the agent names. So an agent provides:
 
-* ``__init__(cfg, obs_shape, obs_dtype, action_space, seed)``: its networks,
+* ``__init__(cfg, obs_spec, action_space, seed)``: its networks (``obs_spec``, an
+  :class:`~kerasdojo.observations.ObsSpec`, says what the observations are: one array, or
+  for Dict and Tuple spaces a dict of arrays, one per leaf),
   one optimizer per network (or per loss), and its compiled update;
-* ``act(obs, deterministic)``: actions for a batch of observations (NumPy in,
-  NumPy out; indices for Discrete spaces, unclipped arrays for Box ones);
+* ``act(obs, deterministic, mask)``: actions for a batch of observations (NumPy in,
+  NumPy out; indices for Discrete spaces, unclipped arrays for Box ones); ``mask``, the
+  env's legal actions (one row per env, or None), is respected by agents that can;
 * ``learn(env, step, total_steps) -> (env_steps, scalars)``: collect from the
   vector env and update once. On-policy agents (PPO, A2C) collect a rollout
   and run every epoch of their update; off-policy agents (DQN, SAC, TD3)
@@ -38,7 +41,9 @@ import numpy as np
 from kerasdojo import backend
 from kerasdojo.agents.speed import PRECISIONS
 from kerasdojo.config import option, validate
+from kerasdojo.encoders import representative
 from kerasdojo.networks import ACTIVATIONS
+from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +63,9 @@ class AgentConfig:
     atari_wrapper: bool = option(
         True, "ALE ids: the standard Atari preprocessing (84x84 gray, 4 frames, skip 4; false: raw frames)."
     )
+    use_masks: bool = option(
+        True, "Act only on legal actions where the env says which (action_masks() or info['action_mask'])."
+    )
     precision: str = option(
         "auto",
         "Math of CNN updates: mixed_bfloat16 (bfloat16 math, float32 weights), float32, or auto "
@@ -76,20 +84,21 @@ class Agent:
     Config: ClassVar[type[AgentConfig]] = AgentConfig
     supports_normalization: ClassVar[bool] = True
 
-    def __init__(
-        self, cfg: AgentConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
+    def __init__(self, cfg: AgentConfig, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
         tf = backend.tf()
         self.cfg = cfg
-        self.obs_shape = tuple(obs_shape)
-        self.obs_dtype = np.dtype(obs_dtype)
+        self.obs_spec = obs_spec
+        # A plain observation's shape and dtype; for nested ones, what the speed rules look at.
+        self.obs_shape, self.obs_dtype = representative(obs_spec)
+        self.obs_shape = tuple(self.obs_shape)
+        self.obs_dtype = np.dtype(self.obs_dtype)
         self.action_space = action_space
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.tf_rng = tf.random.Generator.from_seed(seed)
         self.n_updates = 0
-        self.obs: np.ndarray | None = None
-        self.notes: list[str] = []  # one-line facts the CLI prints at start (replay memory)
+        self.obs: Any = None
+        self.notes: list[str] = obs_spec.notes()  # one-line facts the CLI prints at start (replay memory)
         self.precision = "float32"  # the networks' dtype policy (CNN agents may pick mixed_bfloat16)
 
     # ------------------------------------------------------------------ interface
@@ -97,12 +106,18 @@ class Agent:
         """Start collecting from ``env``, which has just been reset."""
         self.obs = env.obs
 
+    def masks_of(self, env: Any) -> np.ndarray | None:
+        """The legal actions of ``env``'s current observations, when the env gives them and
+        ``use_masks`` is on (None otherwise)."""
+        return env.action_mask if self.cfg.use_masks else None
+
     def learn(self, env: Any, step: int, total_steps: int) -> tuple[int, dict[str, float]]:
         """Collect and update once; return (env steps taken, scalars to log)."""
         raise NotImplementedError
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions for a batch of observations (indices for Discrete spaces)."""
+    def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
+        """Actions for a batch of observations (indices for Discrete spaces); only legal ones
+        where ``mask`` says which and the agent uses masks."""
         raise NotImplementedError
 
     def networks(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from kerasdojo.errors import DojoError
+from kerasdojo.observations import ObsSpec, arrays, assign, first, load, tree_map
 
 
 class RolloutBuffer:
@@ -21,13 +22,15 @@ class RolloutBuffer:
         self,
         n_steps: int,
         n_envs: int,
-        obs_shape: tuple[int, ...],
-        obs_dtype: Any,
+        obs_spec: ObsSpec,
         action_shape: tuple[int, ...],
         action_dtype: Any,
+        mask_size: int = 0,
     ) -> None:
+        """``mask_size``: entries of the env's action masks, stored per step (0: no masks)."""
         self.n_steps, self.n_envs = n_steps, n_envs
-        self.obs = np.zeros((n_steps, n_envs, *obs_shape), obs_dtype)
+        self.obs = obs_spec.zeros((n_steps, n_envs))
+        self.masks = np.ones((n_steps, n_envs, mask_size), bool) if mask_size else None
         self.actions = np.zeros((n_steps, n_envs, *action_shape), action_dtype)
         self.log_probs = np.zeros((n_steps, n_envs), np.float32)
         self.values = np.zeros((n_steps, n_envs), np.float32)
@@ -37,16 +40,19 @@ class RolloutBuffer:
         self.truncated = np.zeros((n_steps, n_envs), bool)
         self.valid = np.ones((n_steps, n_envs), bool)
 
-    def flat(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        return [a.reshape(self.n_steps * self.n_envs, *a.shape[2:]) for a in arrays]
+    def flat(self, *arrays: Any) -> list[Any]:
+        """Arrays (or observation dicts, or None) with the step and env axes merged."""
+        n = self.n_steps * self.n_envs
+        return [None if a is None else tree_map(lambda x: x.reshape(n, *x.shape[2:]), a) for a in arrays]
 
 
 class ReplayBatch(NamedTuple):
-    obs: np.ndarray
+    obs: Any  # an array, or a dict of arrays for nested observations
     actions: np.ndarray
     rewards: np.ndarray
-    next_obs: np.ndarray
+    next_obs: Any
     terminated: np.ndarray
+    next_masks: np.ndarray | None = None  # the legal actions at next_obs, when the env gives masks
 
 
 class ReplayBuffer:
@@ -55,20 +61,22 @@ class ReplayBuffer:
     Truncated transitions are stored with ``terminated=False`` and their true
     last observation as ``o'``, so they bootstrap. Sampling is uniform with
     replacement; :meth:`sample` draws ``(k, batch)`` indices at once for ``k``
-    gradient steps run in one compiled call.
+    gradient steps run in one compiled call. Nested observations are stored leaf by leaf;
+    with ``mask_size``, the legal actions at ``o'`` too (DQN's target maximises over them).
     """
 
     def __init__(
         self,
         capacity: int,
-        obs_shape: tuple[int, ...],
-        obs_dtype: Any,
+        obs_spec: ObsSpec,
         action_shape: tuple[int, ...] = (),
         action_dtype: Any = np.int64,
+        mask_size: int = 0,
     ) -> None:
         self.capacity = int(capacity)
-        self.obs = np.zeros((self.capacity, *obs_shape), obs_dtype)
-        self.next_obs = np.zeros((self.capacity, *obs_shape), obs_dtype)
+        self.obs = obs_spec.zeros((self.capacity,))
+        self.next_obs = obs_spec.zeros((self.capacity,))
+        self.next_masks = np.ones((self.capacity, mask_size), bool) if mask_size else None
         self.actions = np.zeros((self.capacity, *action_shape), action_dtype)
         self.rewards = np.zeros(self.capacity, np.float32)
         self.terminated = np.zeros(self.capacity, np.float32)
@@ -79,61 +87,79 @@ class ReplayBuffer:
         return self.size
 
     def add(
-        self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray
+        self,
+        obs: Any,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: Any,
+        terminated: np.ndarray,
+        next_masks: np.ndarray | None = None,
     ) -> None:
         """Add a batch of transitions (one per env), wrapping around when full."""
-        n = len(obs)
+        n = len(actions)
         if n == 0:
             return
         idx = (self.pos + np.arange(n)) % self.capacity
-        self.obs[idx] = obs
+        assign(self.obs, idx, obs)
         self.actions[idx] = actions
         self.rewards[idx] = rewards
-        self.next_obs[idx] = next_obs
+        assign(self.next_obs, idx, next_obs)
         self.terminated[idx] = terminated
+        if self.next_masks is not None:  # all legal where the env gives no masks
+            self.next_masks[idx] = True if next_masks is None else next_masks
         self.pos = int((self.pos + n) % self.capacity)
         self.size = int(min(self.size + n, self.capacity))
 
     def add_step(
         self,
-        obs: np.ndarray,
+        obs: Any,
         actions: np.ndarray,
         rewards: np.ndarray,
-        next_obs: np.ndarray,
+        next_obs: Any,
         terminated: np.ndarray,
         valid: np.ndarray,
+        next_masks: np.ndarray | None = None,
     ) -> None:
         """Add one vector step; ``valid`` False marks envs whose call ignored the action (not stored)."""
         if valid.all():
-            self.add(obs, actions, rewards, next_obs, terminated)
+            self.add(obs, actions, rewards, next_obs, terminated, next_masks)
         else:
-            self.add(obs[valid], actions[valid], rewards[valid], next_obs[valid], terminated[valid])
+            keep = lambda a: None if a is None else tree_map(lambda x: x[valid], a)  # noqa: E731
+            self.add(keep(obs), actions[valid], rewards[valid], keep(next_obs), terminated[valid], keep(next_masks))
 
     def sample(self, rng: np.random.Generator, batch_size: int, k: int = 1) -> ReplayBatch:
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         idx = rng.integers(0, self.size, size=(k, batch_size))
+        take = lambda a: tree_map(lambda x: x[idx], a)  # noqa: E731
+        masks = None if self.next_masks is None else self.next_masks[idx]
         return ReplayBatch(
-            self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx]
+            take(self.obs), self.actions[idx], self.rewards[idx], take(self.next_obs), self.terminated[idx], masks
         )
+
+    def _fields(self) -> dict[str, Any]:
+        fields = {"obs": self.obs, "next_obs": self.next_obs, "actions": self.actions}
+        fields.update(rewards=self.rewards, terminated=self.terminated)
+        if self.next_masks is not None:
+            fields["next_masks"] = self.next_masks
+        return fields
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         n = self.size
-        arrays = {
-            "replay/obs": self.obs[:n],
-            "replay/next_obs": self.next_obs[:n],
-            "replay/actions": self.actions[:n],
-            "replay/rewards": self.rewards[:n],
-            "replay/terminated": self.terminated[:n],
-        }
-        return arrays, {"replay/pos": self.pos, "replay/size": self.size}
+        stored: dict[str, np.ndarray] = {}
+        for name, value in self._fields().items():
+            stored.update(arrays(f"replay/{name}", tree_map(lambda x: x[:n], value)))
+        return stored, {"replay/pos": self.pos, "replay/size": self.size}
 
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def load_state(self, stored: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         n = int(meta["replay/size"])
         if n > self.capacity:
             raise ValueError(f"saved replay buffer holds {n} transitions, more than its capacity {self.capacity}")
-        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
-            getattr(self, name)[:n] = arrays[f"replay/{name}"]
+        for name, value in self._fields().items():
+            if name == "next_masks" and "replay/next_masks" not in stored:  # saved before masks: all legal
+                value[:n] = True
+                continue
+            assign(value, slice(0, n), load(f"replay/{name}", stored, value))
         self.size, self.pos = n, int(meta["replay/pos"])
 
 
@@ -153,20 +179,21 @@ class CompactReplayBuffer:
         self,
         capacity: int,
         n_envs: int,
-        obs_shape: tuple[int, ...],
-        obs_dtype: Any,
+        obs_spec: ObsSpec,
         action_shape: tuple[int, ...] = (),
         action_dtype: Any = np.int64,
+        mask_size: int = 0,
     ) -> None:
         self.rows = max(int(capacity) // n_envs, 2)
         self.n_envs = n_envs
         self.capacity = self.rows * n_envs
-        self.obs = np.zeros((self.rows, n_envs, *obs_shape), obs_dtype)
+        self.obs = obs_spec.zeros((self.rows, n_envs))
         self.actions = np.zeros((self.rows, n_envs, *action_shape), action_dtype)
         self.rewards = np.zeros((self.rows, n_envs), np.float32)
         self.terminated = np.zeros((self.rows, n_envs), np.float32)
         self.valid = np.zeros((self.rows, n_envs), bool)
-        self.last_next_obs = np.zeros((n_envs, *obs_shape), obs_dtype)
+        self.next_masks = np.ones((self.rows, n_envs, mask_size), bool) if mask_size else None
+        self.last_next_obs = obs_spec.zeros((n_envs,))
         self.pos = 0  # the next row to write
         self.filled = 0  # rows written (up to self.rows)
 
@@ -175,38 +202,46 @@ class CompactReplayBuffer:
 
     def add_step(
         self,
-        obs: np.ndarray,
+        obs: Any,
         actions: np.ndarray,
         rewards: np.ndarray,
-        next_obs: np.ndarray,
+        next_obs: Any,
         terminated: np.ndarray,
         valid: np.ndarray,
+        next_masks: np.ndarray | None = None,
     ) -> None:
         """Add one vector step of every env (reset calls too, marked invalid)."""
         row = self.pos
-        self.obs[row] = obs
+        assign(self.obs, row, obs)
         self.actions[row] = actions
         self.rewards[row] = rewards
         self.terminated[row] = terminated
         self.valid[row] = valid
-        self.last_next_obs[:] = next_obs
+        if self.next_masks is not None:  # all legal where the env gives no masks
+            self.next_masks[row] = True if next_masks is None else next_masks
+        assign(self.last_next_obs, slice(None), next_obs)
         self.pos = (row + 1) % self.rows
         self.filled = min(self.filled + 1, self.rows)
 
-    def _next_obs(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        out = self.obs[(rows + 1) % self.rows, envs]
+    def _next_obs(self, rows: np.ndarray, envs: np.ndarray) -> Any:
         newest = rows == (self.pos - 1) % self.rows
-        if newest.any():
-            out[newest] = self.last_next_obs[envs[newest]]
-        return out
+
+        def leaf(stored: np.ndarray, last: np.ndarray) -> np.ndarray:
+            out = stored[(rows + 1) % self.rows, envs]
+            if newest.any():
+                out[newest] = last[envs[newest]]
+            return out
+
+        return tree_map(leaf, self.obs, self.last_next_obs)
 
     def _gather(self, rows: np.ndarray, envs: np.ndarray) -> ReplayBatch:
         return ReplayBatch(
-            self.obs[rows, envs],
+            tree_map(lambda x: x[rows, envs], self.obs),
             self.actions[rows, envs],
             self.rewards[rows, envs],
             self._next_obs(rows, envs),
             self.terminated[rows, envs],
+            None if self.next_masks is None else self.next_masks[rows, envs],
         )
 
     def sample(self, rng: np.random.Generator, batch_size: int, k: int = 1) -> ReplayBatch:
@@ -222,7 +257,8 @@ class CompactReplayBuffer:
             envs[bad] = rng.integers(0, self.n_envs, int(bad.sum()))
             bad = ~self.valid[rows, envs]
         batch = self._gather(rows, envs)
-        return ReplayBatch(*(a.reshape(k, batch_size, *a.shape[1:]) for a in batch))
+        shape = lambda a: None if a is None else tree_map(lambda x: x.reshape(k, batch_size, *x.shape[1:]), a)  # noqa: E731
+        return ReplayBatch(*(shape(a) for a in batch))
 
     def transitions(self) -> ReplayBatch:
         """Every stored valid transition, oldest first (for tests and inspection)."""
@@ -232,26 +268,37 @@ class CompactReplayBuffer:
         keep = self.valid[rows, envs]
         return self._gather(rows[keep], envs[keep])
 
+    def _fields(self) -> dict[str, Any]:
+        fields = {"obs": self.obs, "actions": self.actions, "rewards": self.rewards}
+        fields.update(terminated=self.terminated, valid=self.valid)
+        if self.next_masks is not None:
+            fields["next_masks"] = self.next_masks
+        return fields
+
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         n = self.filled
-        arrays = {f"replay/{name}": getattr(self, name)[:n] for name in self._ARRAYS}
-        arrays["replay/last_next_obs"] = self.last_next_obs
-        return arrays, {"replay/pos": self.pos, "replay/filled": n, "replay/compact": True}
+        stored: dict[str, np.ndarray] = {}
+        for name, value in self._fields().items():
+            stored.update(arrays(f"replay/{name}", tree_map(lambda x: x[:n], value)))
+        stored.update(arrays("replay/last_next_obs", self.last_next_obs))
+        return stored, {"replay/pos": self.pos, "replay/filled": n, "replay/compact": True}
 
-    _ARRAYS = ("obs", "actions", "rewards", "terminated", "valid")
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def load_state(self, stored: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         if not meta.get("replay/compact"):
             raise ValueError("the saved replay buffer is not a compact one (optimize_memory_usage changed?)")
         n = int(meta["replay/filled"])
-        if n > self.rows or arrays["replay/obs"].shape[1:2] != (self.n_envs,):
+        saved_envs = first(load("replay/obs", stored, self.obs)).shape[1:2]
+        if n > self.rows or saved_envs != (self.n_envs,):
             raise ValueError(
-                f"saved replay buffer has {n} rows of {arrays['replay/obs'].shape[1]} envs; "
+                f"saved replay buffer has {n} rows of {saved_envs[0] if saved_envs else 0} envs; "
                 f"this one holds {self.rows} rows of {self.n_envs}"
             )
-        for name in self._ARRAYS:
-            getattr(self, name)[:n] = arrays[f"replay/{name}"]
-        self.last_next_obs[:] = arrays["replay/last_next_obs"]
+        for name, value in self._fields().items():
+            if name == "next_masks" and "replay/next_masks" not in stored:  # saved before masks: all legal
+                value[:n] = True
+                continue
+            assign(value, slice(0, n), load(f"replay/{name}", stored, value))
+        assign(self.last_next_obs, slice(None), load("replay/last_next_obs", stored, self.last_next_obs))
         self.filled, self.pos = n, int(meta["replay/pos"])
         self.break_sequence()
 
@@ -260,7 +307,7 @@ class CompactReplayBuffer:
         an invalid row, so that the next row (a new episode's start) does not become its o'."""
         if self.filled == 0:
             return
-        self.obs[self.pos] = self.last_next_obs
+        assign(self.obs, self.pos, self.last_next_obs)
         self.valid[self.pos] = False
         self.pos = (self.pos + 1) % self.rows
         self.filled = min(self.filled + 1, self.rows)
@@ -285,10 +332,11 @@ def collect(
     episode's first observation. ``on_done(mask)``, if given, hears which envs
     ended an episode (to reset exploration noise).
     """
+    masked = buffer.next_masks is not None
     for i in range(vector_steps):
         env_actions, stored = choose(obs, i)
         next_obs, reward, terminated, truncated, valid = env.step(env_actions)
-        buffer.add_step(obs, stored, reward, next_obs, terminated, valid)
+        buffer.add_step(obs, stored, reward, next_obs, terminated, valid, env.action_mask if masked else None)
         if on_done is not None:
             on_done(np.logical_or(terminated, truncated))
         obs = next_obs
@@ -310,21 +358,22 @@ def available_memory() -> int | None:
         return None
 
 
-def replay_memory(buffer_size: int, obs_shape: tuple[int, ...], obs_dtype: Any, compact: bool = False) -> int:
-    """Bytes a replay buffer's observations take: o and o' per transition, or o alone when compact."""
-    return (1 if compact else 2) * int(buffer_size) * int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
+def replay_memory(buffer_size: int, obs_spec: ObsSpec, compact: bool = False) -> int:
+    """Bytes a replay buffer's observations take (every leaf): o and o' per transition, or o alone when compact."""
+    return (1 if compact else 2) * int(buffer_size) * obs_spec.nbytes()
 
 
-def check_replay_memory(
-    buffer_size: int, obs_shape: tuple[int, ...], obs_dtype: Any, compact: bool = False, can_compact: bool = False
-) -> str:
+def check_replay_memory(buffer_size: int, obs_spec: ObsSpec, compact: bool = False, can_compact: bool = False) -> str:
     """A one-line account of the replay buffer's memory; a DojoError when it does not fit in the
     memory available now (a buffer that would send the machine into swap or the OOM killer)."""
-    need = replay_memory(buffer_size, obs_shape, obs_dtype, compact)
+    need = replay_memory(buffer_size, obs_spec, compact)
     avail = available_memory()
-    what = f"{buffer_size:,} observations of {tuple(obs_shape)} {np.dtype(obs_dtype).name}" + (
-        ", each stored once" if compact else ", o and o' each"
+    leaves = (
+        ", ".join(f"{leaf.shape} {leaf.dtype.name}" for leaf in obs_spec.leaves)
+        if obs_spec.nested
+        else f"{tuple(obs_spec.shape)} {obs_spec.dtype.name}"
     )
+    what = f"{buffer_size:,} observations of {leaves}" + (", each stored once" if compact else ", o and o' each")
     if avail is not None and need > avail:
         hint = "lower it with --set buffer_size=N"
         if can_compact and not compact:

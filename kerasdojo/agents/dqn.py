@@ -30,7 +30,9 @@ from kerasdojo.agents.rules import (
 )
 from kerasdojo.agents.speed import cnn_precision, compiled, repeat, static_steps, use_xla
 from kerasdojo.config import option
+from kerasdojo.encoders import build_nested
 from kerasdojo.errors import DojoError
+from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,11 +79,10 @@ class DQN(Agent):
     # Replayed transitions would mix observations scaled by different running statistics.
     supports_normalization = False
 
-    def __init__(
-        self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
-        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+    def __init__(self, cfg: DQNConfig, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
+        super().__init__(cfg, obs_spec, action_space, seed)
         keras = backend.keras()
+        obs_shape, obs_dtype = self.obs_shape, self.obs_dtype
         self.cfg: DQNConfig = cfg
         self.n_actions = int(action_space.n)
 
@@ -90,6 +91,9 @@ class DQN(Agent):
         def q_network(name: str) -> Any:
             head_fn = networks.dueling_q_head if cfg.dueling else networks.q_head
             head = head_fn(self.n_actions, init=cfg.init)
+            if obs_spec.nested:
+                mlp = networks.mlp_layers(cfg.net_arch, cfg.activation, init=cfg.init)
+                return build_nested(obs_spec, {"q": mlp + head}, name, cnn_dtype=self.precision)
             torso = networks.torso_layers(
                 obs_shape, obs_dtype, cfg.net_arch, cfg.activation, cfg.init, cnn_dtype=self.precision
             )
@@ -104,11 +108,13 @@ class DQN(Agent):
         self.opt.build(self.q.trainable_variables)
         self.huber = keras.losses.Huber(delta=1.0)  # SB3's smooth L1 loss
         compact = cfg.optimize_memory_usage
-        self.notes.append(check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype, compact, can_compact=True))
+        self.notes.append(check_replay_memory(cfg.buffer_size, obs_spec, compact, can_compact=True))
+        # The legal actions at o' (all, for envs without masks): the target maximises over them.
+        masks = self.n_actions if cfg.use_masks else 0
         self.buffer: ReplayBuffer | CompactReplayBuffer = (
-            CompactReplayBuffer(cfg.buffer_size, cfg.n_envs, obs_shape, obs_dtype)
+            CompactReplayBuffer(cfg.buffer_size, cfg.n_envs, obs_spec, mask_size=masks)
             if compact
-            else ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
+            else ReplayBuffer(cfg.buffer_size, obs_spec, mask_size=masks)
         )
         image = networks.is_image_space(obs_shape, obs_dtype)
         self.forward = Forward([self.q], fast=cfg.fast_act, jit=image)
@@ -162,12 +168,21 @@ class DQN(Agent):
         self.exploration_rate = float(meta.get("exploration_rate", self.cfg.exploration_final_eps))
 
     # ------------------------------------------------------------------ acting
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        greedy = self.forward(obs)[0].argmax(axis=1)
+    def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
+        q = self.forward(obs)[0]
+        mask = mask if self.cfg.use_masks else None
+        greedy = (q if mask is None else np.where(mask, q, -np.inf)).argmax(axis=1)
         if deterministic:
             return greedy
-        explore = self.rng.random(len(obs)) < self.exploration_rate
-        return np.where(explore, self.rng.integers(0, self.n_actions, len(obs)), greedy)
+        n = len(greedy)
+        explore = self.rng.random(n) < self.exploration_rate
+        return np.where(explore, self.random_actions(n, mask), greedy)
+
+    def random_actions(self, n: int, mask: np.ndarray | None) -> np.ndarray:
+        """Uniformly random actions, among the legal ones with ``mask``."""
+        if mask is None:
+            return self.rng.integers(0, self.n_actions, n)
+        return np.argmax(self.rng.random((n, self.n_actions)) * mask, axis=1)
 
     # ------------------------------------------------------------------ collecting
     def learn(self, env: Any, step: int, total_steps: int) -> tuple[int, dict[str, float]]:
@@ -182,10 +197,11 @@ class DQN(Agent):
             self.exploration_rate = linear(
                 cfg.exploration_initial_eps, cfg.exploration_final_eps, cfg.exploration_fraction, done / total_steps
             )
+            mask = self.masks_of(env)
             if done < cfg.learning_starts:  # fill the buffer with uniformly random actions, as SB3
-                actions = self.rng.integers(0, self.n_actions, n_envs)
+                actions = self.random_actions(n_envs, mask)
             else:
-                actions = self.act(obs, deterministic=False)
+                actions = self.act(obs, deterministic=False, mask=mask)
             return actions, actions
 
         taken = cfg.train_freq * n_envs
@@ -250,8 +266,11 @@ class DQN(Agent):
     def _sync_target(self, tau: Any) -> None:
         polyak(self.q_target.weights, self.q.weights, tau)
 
-    def _train_steps(self, obs: Any, actions: Any, rewards: Any, next_obs: Any, terminated: Any) -> tuple[Any, Any]:
-        """``k`` gradient steps on ``k`` minibatches (arrays shaped (k, batch, ...))."""
+    def _train_steps(
+        self, obs: Any, actions: Any, rewards: Any, next_obs: Any, terminated: Any, next_masks: Any = None
+    ) -> tuple[Any, Any]:
+        """``k`` gradient steps on ``k`` minibatches (arrays shaped (k, batch, ...)); with
+        ``next_masks``, the next action is the best legal one."""
         tf = backend.tf()
         cfg = self.cfg
         variables = self.q.trainable_variables
@@ -259,10 +278,14 @@ class DQN(Agent):
 
         def body(i: Any, sums: tuple[Any, Any]) -> tuple[Any, Any]:
             loss_sum, q_sum = sums
-            o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
+            o, o2 = tf.nest.map_structure(lambda x: x[i], (obs, next_obs))
+            a, r, d = actions[i], rewards[i], terminated[i]
             q_next_target = self.q_target(o2, training=False)
+            legal = (lambda q: q) if next_masks is None else (lambda q: tf.where(next_masks[i], q, -1e30))
+            if next_masks is not None and not cfg.double_q:
+                q_next_target = legal(q_next_target)
             if cfg.double_q:
-                next_actions = tf.argmax(self.q(o2, training=False), axis=1, output_type=tf.int32)
+                next_actions = tf.argmax(legal(self.q(o2, training=False)), axis=1, output_type=tf.int32)
                 q_next = tf.gather(q_next_target, next_actions, batch_dims=1)
             else:
                 q_next = tf.reduce_max(q_next_target, axis=1)

@@ -98,9 +98,9 @@ class NativePPO(NativeTrainer, PPO):
         self._stale = False
         self._iterate = compiled(self._iteration, jit=True, autograph=False)
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         self._fresh()
-        return super().act(obs, deterministic)
+        return super().act(obs, deterministic, mask)
 
     def learn(self, env: Any, step: int, total_steps: int) -> tuple[int, dict[str, float]]:
         cfg = self.cfg
@@ -191,14 +191,14 @@ class NativeDQN(NativeTrainer, DQN):
     """DQN whose collection (``train_freq`` vector steps into a replay buffer held in TensorFlow
     variables) and gradient steps are one XLA program per ``learn``."""
 
-    def __init__(self, cfg: Any, obs_shape: tuple[int, ...], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, cfg: Any, obs_spec: Any, *args: Any, **kwargs: Any) -> None:
         if cfg.optimize_memory_usage:
             raise DojoError("--native DQN keeps its replay buffer in TensorFlow: leave optimize_memory_usage false")
-        super().__init__(cfg, obs_shape, *args, **kwargs)
+        super().__init__(cfg, obs_spec, *args, **kwargs)
         tf = backend.tf()
-        cap, dim = cfg.buffer_size, int(np.prod(obs_shape))
+        cap, dim = cfg.buffer_size, obs_spec.size()
         # The TF buffer sits beside the NumPy one that checkpoints read: check room for both.
-        check_replay_memory(2 * cap, obs_shape, np.float32)
+        check_replay_memory(2 * cap, obs_spec)
         self.replay = {
             "obs": tf.Variable(tf.zeros([cap, dim]), trainable=False),
             "actions": tf.Variable(tf.zeros([cap], tf.int32), trainable=False),
@@ -220,9 +220,9 @@ class NativeDQN(NativeTrainer, DQN):
         self.traces = 0
         self._stale = False
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         self._fresh()
-        return super().act(obs, deterministic)
+        return super().act(obs, deterministic, mask)
 
     # ------------------------------------------------------------------ persistence: the TF buffer
     def _restore_replay(self) -> None:

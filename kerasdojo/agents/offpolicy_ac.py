@@ -24,7 +24,9 @@ from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
 from kerasdojo.agents.rules import gradient_steps, polyak, schedule, updates_start
 from kerasdojo.config import option
+from kerasdojo.encoders import build_nested
 from kerasdojo.errors import DojoError
+from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +68,8 @@ class OffPolicyActorCritic(Agent):
     # Replayed transitions would mix observations scaled by different running statistics.
     supports_normalization = False
 
-    def __init__(
-        self, cfg: OffPolicyConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
-        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+    def __init__(self, cfg: OffPolicyConfig, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
+        super().__init__(cfg, obs_spec, action_space, seed)
         self.cfg: OffPolicyConfig = cfg
         self.action_shape = tuple(action_space.shape)
         self.action_dim = int(np.prod(self.action_shape))
@@ -80,9 +80,9 @@ class OffPolicyActorCritic(Agent):
                 f"{self.name} needs a bounded Box action space; this one is {action_space}",
                 hint="wrap the env in gymnasium.wrappers.RescaleAction or use ppo/a2c",
             )
-        self.obs_dim = int(np.prod(obs_shape))
-        self.notes.append(check_replay_memory(cfg.buffer_size, obs_shape, obs_dtype))
-        self.buffer = ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype, (self.action_dim,), np.float32)
+        self.obs_dim = obs_spec.size()
+        self.notes.append(check_replay_memory(cfg.buffer_size, obs_spec))
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_spec, (self.action_dim,), np.float32)
         self.forward: Any = None
         self._stale = False  # the NumPy copy of the actor lags its weights
         self._next: np.ndarray | None = None  # the actor's output for self.obs, from the last update
@@ -118,10 +118,24 @@ class OffPolicyActorCritic(Agent):
             cfg.net_arch, cfg.activation, init=cfg.init, gain=1.0, flatten=len(self.obs_shape) != 1
         )
 
+    def build_actor(self, head: Any, name: str) -> Any:
+        """The actor: the torso and ``head()``'s layers on the (flattened) observation; for a nested
+        one, one named input per leaf, every leaf flattened and concatenated first. (``head`` is
+        called after the torso is made: unseeded initialisers draw their seeds in creation order.)"""
+        cfg = self.cfg
+        if self.obs_spec.nested:
+            mlp = networks.mlp_layers(cfg.net_arch, cfg.activation, init=cfg.init, gain=1.0)
+            return build_nested(self.obs_spec, {"actor": mlp + head()}, name, flatten_images=True)
+        return networks.build(self.obs_shape, self.actor_torso() + head(), name)
+
     def q(self, model: Any, obs: Any, actions: Any) -> Any:
         """``model``'s Q values, shape (batch,), inside compiled code."""
         tf = backend.tf()
-        flat = tf.reshape(tf.cast(obs, tf.float32), [-1, self.obs_dim])
+        if self.obs_spec.nested:  # every leaf flattened, in the spec's order
+            leaves = [tf.cast(obs[leaf.name], tf.float32) for leaf in self.obs_spec.leaves]
+            flat = tf.concat([tf.reshape(x, [tf.shape(x)[0], -1]) for x in leaves], axis=1)
+        else:
+            flat = tf.reshape(tf.cast(obs, tf.float32), [-1, self.obs_dim])
         return model(tf.concat([flat, actions], axis=1), training=True)[:, 0]
 
     def min_q(self, models: list[Any], obs: Any, actions: Any) -> Any:
@@ -155,7 +169,7 @@ class OffPolicyActorCritic(Agent):
         super().begin(env)
         self._next = None
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         return self.to_env(self.policy_actions(obs, deterministic))
 
     def on_done(self, done: np.ndarray) -> None:
@@ -200,7 +214,7 @@ class OffPolicyActorCritic(Agent):
                 opt.learning_rate.assign(lr)
             self._lr = lr
         batch = self.buffer.sample(self.rng, cfg.batch_size, n_grad)
-        losses, out = self._train(*batch, np.int64(self.n_updates), self.obs)
+        losses, out = self._train(*batch[:5], np.int64(self.n_updates), self.obs)
         self._next, self._stale = out.numpy(), True
         # A loss the call did not compute (TD3's actor between delayed updates) comes back NaN: left out.
         stats = {f"train/{k}": float(v) for k, v in losses.items() if not np.isnan(v)}

@@ -25,6 +25,8 @@ from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import RolloutBuffer
 from kerasdojo.agents.speed import cnn_precision
 from kerasdojo.config import option
+from kerasdojo.encoders import build_nested
+from kerasdojo.observations import ObsSpec, assign
 
 # --------------------------------------------------------------------------- the family's rules (NumPy and TF twins)
 
@@ -101,6 +103,15 @@ def mask_weights(valid: Any) -> Any:
     return valid / tf.maximum(tf.reduce_sum(valid), 1.0)
 
 
+def n_logits(dist: Any) -> int:
+    """The policy outputs of a distribution over discrete actions: its logits."""
+    if isinstance(dist, distributions.Categorical):
+        return dist.n
+    if isinstance(dist, distributions.MultiCategorical):
+        return int(sum(dist.nvec))
+    return int(np.prod(dist.action_shape))  # Bernoulli: one per bit
+
+
 @dataclasses.dataclass(frozen=True)
 class OnPolicyConfig(AgentConfig):
     """Fields of every on-policy actor-critic (names follow Stable-Baselines3)."""
@@ -127,14 +138,10 @@ class OnPolicyActorCritic(Agent):
 
     Config = OnPolicyConfig
 
-    def __init__(
-        self, cfg: OnPolicyConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
-        from gymnasium import spaces
-
-        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+    def __init__(self, cfg: OnPolicyConfig, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
+        super().__init__(cfg, obs_spec, action_space, seed)
         self.cfg: OnPolicyConfig = cfg
-        self.discrete = isinstance(action_space, spaces.Discrete)
+        obs_shape, obs_dtype = self.obs_shape, self.obs_dtype
         init = "orthogonal" if cfg.ortho_init else "glorot_uniform"
         self.precision = cnn_precision(cfg.precision, obs_shape, obs_dtype, self.notes)
 
@@ -145,23 +152,35 @@ class OnPolicyActorCritic(Agent):
 
         self.dist = distributions.for_space(action_space)
         self.action_shape: tuple[int, ...] = self.dist.action_shape
-        if self.discrete:
-            self.n_actions = int(action_space.n)
-            head = networks.categorical_head(self.n_actions)
-            self.log_std = None
-        else:
+        self.discrete = isinstance(self.dist, distributions.Categorical)
+        self.maskable = isinstance(self.dist, (distributions.Categorical, distributions.MultiCategorical))
+        if isinstance(self.dist, distributions.DiagGaussian):
             head, self.log_std = networks.gaussian_head(int(np.prod(self.action_shape)), cfg.log_std_init)
-        dtype = networks.input_dtype(obs_shape, obs_dtype)
-        if networks.is_image_space(obs_shape, obs_dtype):
-            keras = backend.keras()
+        else:  # logits: one per action (Categorical), per part's action (MultiCategorical), per bit (Bernoulli)
+            head = networks.categorical_head(n_logits(self.dist))
+            self.log_std = None
+        keras = backend.keras()
+        if obs_spec.nested:  # shared leaf encoders, then a policy MLP and a value MLP (SB3's MultiInputPolicy)
+            mlp = lambda p: networks.mlp_layers(cfg.net_arch, cfg.activation, init=init, prefix=p)  # noqa: E731
+            self.joint = build_nested(
+                obs_spec,
+                {"policy": mlp("pi_") + head, "value": mlp("vf_") + networks.value_head(1.0)},
+                "actor_critic",
+                cnn_dtype=self.precision,
+            )
+        elif networks.is_image_space(obs_shape, obs_dtype):
+            dtype = networks.input_dtype(obs_shape, obs_dtype)
             self.joint = networks.build_shared(
                 obs_shape, torso(), {"policy": head, "value": networks.value_head(1.0)}, dtype
             )
+        else:
+            self.joint = None
+        if self.joint is not None:
             self.pi = keras.Model(self.joint.input, self.joint.outputs[0], name="policy")
             self.vf = keras.Model(self.joint.input, self.joint.outputs[1], name="value")
             forward_models = [self.joint]
         else:
-            self.joint = None
+            dtype = networks.input_dtype(obs_shape, obs_dtype)
             self.pi = networks.build(obs_shape, torso() + head, "policy", dtype)
             self.vf = networks.build(obs_shape, torso() + networks.value_head(1.0), "value", dtype)
             forward_models = [self.pi, self.vf]
@@ -202,12 +221,16 @@ class OnPolicyActorCritic(Agent):
             return (out,)
         return (out, self.log_std if tf_graph else self._log_std)
 
-    def _sample(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sample actions and their log-probabilities from policy outputs (NumPy)."""
+    def _sample(self, out: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sample actions and their log-probabilities from policy outputs (NumPy), legal ones only with ``mask``."""
+        if mask is not None:
+            out = distributions.np_mask_logits(out, mask)
         return self.dist.np_sample(*self.dist_params(out), self.rng)
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         out, _ = self.forward(obs)
+        if mask is not None and self.maskable and self.cfg.use_masks:
+            out = distributions.np_mask_logits(out, mask)
         if deterministic:
             return self.dist.np_mode(*self.dist_params(out))
         return self._sample(out)[0]
@@ -215,13 +238,14 @@ class OnPolicyActorCritic(Agent):
     # ------------------------------------------------------------------ collecting
     def begin(self, env: Any) -> None:
         super().begin(env)
+        masked = self.maskable and self.masks_of(env) is not None
         self.buffer = RolloutBuffer(
             self.cfg.n_steps,
             env.num_envs,
-            self.obs_shape,
-            self.obs_dtype,
+            self.obs_spec,
             self.action_shape,
             self.dist.action_dtype,
+            mask_size=env.mask_size if masked else 0,
         )
 
     def collect(self, env: Any) -> tuple[RolloutBuffer, np.ndarray, np.ndarray]:
@@ -231,9 +255,12 @@ class OnPolicyActorCritic(Agent):
         obs = self.obs
         for t in range(cfg.n_steps):
             out, value = self.forward(obs)
-            actions, log_probs = self._sample(out)
+            mask = None
+            if buf.masks is not None:
+                mask = buf.masks[t] = env.action_mask
+            actions, log_probs = self._sample(out, mask)
             next_obs, reward, terminated, truncated, valid = env.step(actions)
-            buf.obs[t] = obs
+            assign(buf.obs, t, obs)
             buf.actions[t] = actions
             buf.log_probs[t] = log_probs
             buf.values[t] = value[:, 0]
@@ -272,6 +299,9 @@ class OnPolicyActorCritic(Agent):
             out, value = self.pi(obs, training=training), self.vf(obs, training=training)
         return out, value[:, 0]
 
-    def log_prob_entropy(self, out: Any, actions: Any) -> tuple[Any, Any]:
-        """Log-probabilities of ``actions`` and the entropy under the policy outputs ``out`` (TF)."""
+    def log_prob_entropy(self, out: Any, actions: Any, masks: Any = None) -> tuple[Any, Any]:
+        """Log-probabilities of ``actions`` and the entropy under the policy outputs ``out`` (TF),
+        over the legal actions only when ``masks`` is given."""
+        if masks is not None:
+            out = distributions.tf_mask_logits(out, masks)
         return self.dist.tf_log_prob_entropy(*self.dist_params(out, tf_graph=True), actions)

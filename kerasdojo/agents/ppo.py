@@ -21,6 +21,7 @@ from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig, mask_
 from kerasdojo.agents.rules import schedule
 from kerasdojo.agents.speed import compiled, repeat, use_xla
 from kerasdojo.config import option
+from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,17 +47,15 @@ class PPO(OnPolicyActorCritic):
     name = "ppo"
     Config = PPOConfig
 
-    def __init__(
-        self, cfg: PPOConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
-        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+    def __init__(self, cfg: PPOConfig, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
+        super().__init__(cfg, obs_spec, action_space, seed)
         keras = backend.keras()
         self.cfg: PPOConfig = cfg
         self.opt = keras.optimizers.Adam(
             learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps, global_clipnorm=cfg.max_grad_norm
         )
         self.opt.build(self.train_vars)
-        self._update = compiled(self._update_step, use_xla(cfg.jit_compile, obs_shape, obs_dtype))
+        self._update = compiled(self._update_step, use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype))
         self.refresh()
 
     def optimizers(self) -> dict[str, Any]:
@@ -71,7 +70,8 @@ class PPO(OnPolicyActorCritic):
         self.opt.learning_rate.assign(lr)
         flat = buf.flat(buf.obs, buf.actions, buf.log_probs, advantages, returns, buf.values, buf.valid)
         flat[-1] = flat[-1].astype(np.float32)
-        stats = {k: float(v) for k, v in self._update(*flat, np.float32(clip)).items()}
+        masks = buf.flat(buf.masks)[0]
+        stats = {k: float(v) for k, v in self._update(*flat, np.float32(clip), masks).items()}
         self.refresh()
         n_grad = int(stats.pop("gradient_steps"))
         self.n_updates += n_grad
@@ -91,11 +91,13 @@ class PPO(OnPolicyActorCritic):
         old_values: Any,
         valid: Any,
         clip: Any,
+        masks: Any = None,
     ) -> dict[str, Any]:
-        """All epochs and minibatches of one PPO update, in one compiled call (no autograph needed)."""
+        """All epochs and minibatches of one PPO update, in one compiled call (no autograph needed);
+        ``masks``: the legal actions of each step, when the env gave them."""
         tf = backend.tf()
         cfg = self.cfg
-        n = obs.shape[0]
+        n = tf.nest.flatten(obs)[0].shape[0]
         bs = min(cfg.batch_size, n)
         n_mb = n // bs
         total = cfg.n_epochs * n_mb
@@ -107,7 +109,8 @@ class PPO(OnPolicyActorCritic):
         def minibatch(i: Any) -> tuple[Any, Any, tuple[Any, ...]]:
             """Gradients and statistics of minibatch ``i``."""
             idx = batches[i]
-            o, a = tf.gather(obs, idx), tf.gather(actions, idx)
+            o, a = tf.nest.map_structure(lambda x: tf.gather(x, idx), obs), tf.gather(actions, idx)
+            legal = None if masks is None else tf.gather(masks, idx)
             olp, adv = tf.gather(old_logp, idx), tf.gather(advantages, idx)
             ret, ov, m = tf.gather(returns, idx), tf.gather(old_values, idx), tf.gather(valid, idx)
             weight = mask_weights(m)
@@ -115,7 +118,7 @@ class PPO(OnPolicyActorCritic):
                 adv = normalize_advantages(adv, weight)
             with tf.GradientTape() as tape:
                 out, value = self.policy_value(o)
-                logp, entropy = self.log_prob_entropy(out, a)
+                logp, entropy = self.log_prob_entropy(out, a, legal)
                 log_ratio = logp - olp
                 ratio = tf.exp(log_ratio)
                 surrogate = tf.minimum(ratio * adv, tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * adv)

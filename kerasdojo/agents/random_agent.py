@@ -9,6 +9,7 @@ import numpy as np
 
 from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.config import option
+from kerasdojo.observations import ObsSpec, batch_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,23 +23,30 @@ class RandomAgent(Agent):
     name = "random"
     Config = RandomConfig
 
-    def __init__(
-        self, cfg: RandomConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
-        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+    def __init__(self, cfg: RandomConfig, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
+        super().__init__(cfg, obs_spec, action_space, seed)
         self.cfg: RandomConfig = cfg
         self.action_space.seed(seed)
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         from gymnasium import spaces
 
-        if isinstance(self.action_space, spaces.Discrete):  # indices; the env wrapper adds ``start``
-            return self.rng.integers(0, int(self.action_space.n), len(obs))
-        return np.stack([self.action_space.sample() for _ in range(len(obs))])
+        n = batch_size(obs)
+        space = self.action_space
+        if mask is not None and self.cfg.use_masks:  # uniform over the legal actions (indices, start added by the env)
+            sizes = [int(space.n)] if isinstance(space, spaces.Discrete) else [int(k) for k in space.nvec.ravel()]
+            parts = np.split(self.rng.random((n, sum(sizes))) * mask, np.cumsum(sizes)[:-1], axis=1)
+            actions = np.stack([p.argmax(axis=1) for p in parts], axis=1)
+            return actions[:, 0] if isinstance(space, spaces.Discrete) else actions
+        if isinstance(space, spaces.Discrete):  # indices; the env wrapper adds ``start``
+            return self.rng.integers(0, int(space.n), n)
+        if isinstance(space, spaces.MultiDiscrete):  # indices per part; the env wrapper adds ``start``
+            return np.stack([space.np_random.integers(0, space.nvec) for _ in range(n)])
+        return np.stack([space.sample() for _ in range(n)])
 
     def learn(self, env: Any, step: int, total_steps: int) -> tuple[int, dict[str, float]]:
         for _ in range(self.cfg.n_steps):
-            env.step(self.act(env.obs))
+            env.step(self.act(env.obs, mask=env.action_mask))
         return self.cfg.n_steps * env.num_envs, {}
 
     def extra_state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

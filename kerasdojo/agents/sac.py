@@ -25,11 +25,13 @@ import numpy as np
 
 from kerasdojo import backend, networks
 from kerasdojo.agents.acting import Forward
-from kerasdojo.agents.distributions import SquashedDiagGaussian
 from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic, OffPolicyConfig
 from kerasdojo.agents.speed import compiled, repeat, static_steps
+from kerasdojo.agents.squashed import SquashedDiagGaussian
 from kerasdojo.config import option
+from kerasdojo.encoders import extend
 from kerasdojo.errors import DojoError
+from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,17 +78,13 @@ class SAC(OffPolicyActorCritic):
     name = "sac"
     Config = SACConfig
 
-    def __init__(
-        self, cfg: SACConfig, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
-        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+    def __init__(self, cfg: SACConfig, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
+        super().__init__(cfg, obs_spec, action_space, seed)
         keras = backend.keras()
         self.cfg: SACConfig = cfg
         A = self.action_dim
         self.dist = SquashedDiagGaussian(A)  # log-std clipped to SB3's [-20, 2]
-        self.actor = networks.build(
-            obs_shape, self.actor_torso() + networks.squashed_gaussian_head(A, cfg.init), "actor"
-        )
+        self.actor = self.build_actor(lambda: networks.squashed_gaussian_head(A, cfg.init), "actor")
         self.build_critics(2)
         start, self.tune_entropy = cfg.entropy_start()
         self.log_ent_coef = keras.Variable(np.float32(math.log(start)), name="log_ent_coef", trainable=True)
@@ -97,15 +95,8 @@ class SAC(OffPolicyActorCritic):
         self.ent_opt.build([self.log_ent_coef])
         # What a user keeps: observations -> tanh(mean) mapped to the bounds (deterministic actions).
         mean_only = np.concatenate([np.eye(A), np.zeros((A, A))], axis=0)
-        self.policy = networks.build(
-            obs_shape,
-            [
-                *self.actor.layers,
-                networks.fixed_linear(mean_only, None, "tanh", "tanh_mean"),
-                networks.to_bounds(self.low, self.high),
-            ],
-            "policy",
-        )
+        tanh_mean = networks.fixed_linear(mean_only, None, "tanh", "tanh_mean")
+        self.policy = extend(self.actor, [tanh_mean, networks.to_bounds(self.low, self.high)], "policy")
         self.forward = Forward([self.actor], fast=cfg.fast_act)
         self._train = compiled(self._train_steps, cfg.jit_compile)
 
@@ -151,7 +142,8 @@ class SAC(OffPolicyActorCritic):
         k = static_steps(obs)
 
         def step(i: Any, sums: tuple[Any, ...]) -> tuple[Any, ...]:
-            o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
+            o, o2 = tf.nest.map_structure(lambda x: x[i], (obs, next_obs))  # nested: leaf by leaf
+            a, r, d = actions[i], rewards[i], terminated[i]
             ent_coef = tf.exp(self.log_ent_coef)  # this step's value, before its own update
             # Critics: soft Bellman targets from the target critics and a fresh next action.
             next_a, next_logp = self._sample(o2)

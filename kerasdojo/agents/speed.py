@@ -54,8 +54,8 @@ def repeat(
 def static_steps(batches: Any) -> Any:
     """The number of gradient steps in ``batches`` (leading axis): a Python int when the trace
     knows it, so :func:`repeat` can unroll short loops, else a tensor."""
-    k = batches.shape[0]
-    return int(k) if k is not None else backend.tf().shape(batches)[0]
+    k = backend.tf().nest.flatten(batches)[0].shape[0]  # nested observations: the first leaf
+    return int(k) if k is not None else backend.tf().shape(backend.tf().nest.flatten(batches)[0])[0]
 
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")

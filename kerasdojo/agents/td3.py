@@ -25,6 +25,8 @@ from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic, OffPolicyConfig
 from kerasdojo.agents.rules import polyak
 from kerasdojo.agents.speed import compiled, repeat, static_steps
 from kerasdojo.config import option
+from kerasdojo.encoders import extend
+from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,17 +65,13 @@ class TD3(OffPolicyActorCritic):
     name = "td3"
     Config = TD3Config
 
-    def __init__(
-        self, cfg: TD3Config, obs_shape: tuple[int, ...], obs_dtype: Any, action_space: Any, seed: int
-    ) -> None:
-        super().__init__(cfg, obs_shape, obs_dtype, action_space, seed)
+    def __init__(self, cfg: TD3Config, obs_spec: ObsSpec, action_space: Any, seed: int) -> None:
+        super().__init__(cfg, obs_spec, action_space, seed)
         keras = backend.keras()
         self.cfg: TD3Config = cfg
 
         def actor(name: str) -> Any:
-            return networks.build(
-                obs_shape, self.actor_torso() + networks.deterministic_head(self.action_dim, cfg.init), name
-            )
+            return self.build_actor(lambda: networks.deterministic_head(self.action_dim, cfg.init), name)
 
         self.actor = actor("actor")
         self.actor_target = actor("actor_target")
@@ -82,7 +80,7 @@ class TD3(OffPolicyActorCritic):
         self.actor_opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
         self.actor_opt.build(self.actor.trainable_variables)
         # What a user keeps: observations -> actions mapped to the bounds.
-        self.policy = networks.build(obs_shape, [*self.actor.layers, networks.to_bounds(self.low, self.high)], "policy")
+        self.policy = extend(self.actor, [networks.to_bounds(self.low, self.high)], "policy")
         self.forward = Forward([self.actor], fast=cfg.fast_act)
         self.ou_state: np.ndarray | None = None
         self._train = compiled(self._train_steps, cfg.jit_compile)
@@ -164,7 +162,8 @@ class TD3(OffPolicyActorCritic):
 
         def step(i: Any, sums: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
             critic_sum, actor_sum, actor_count = sums
-            o, a, r, o2, d = obs[i], actions[i], rewards[i], next_obs[i], terminated[i]
+            o, o2 = tf.nest.map_structure(lambda x: x[i], (obs, next_obs))  # nested: leaf by leaf
+            a, r, d = actions[i], rewards[i], terminated[i]
             target = self.td_target(r, d, o2, self.target_actions(o2))
             with tf.GradientTape() as tape:
                 critic_loss = tf.add_n([tf.reduce_mean((self.q(c, o, a) - target) ** 2) for c in self.critics])

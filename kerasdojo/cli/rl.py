@@ -91,7 +91,7 @@ def envs(
     from kerasdojo.agents import fitting_agents
 
     out = console()
-    if name and envs_mod.is_registered(name):
+    if name and (envs_mod.is_registered(name) or ":" in name):  # an id, or a module:Class entry point
         table = Table(title=name, show_header=False)
         for key, value in envs_mod.describe(name).items():
             table.add_row(key, str(value))

@@ -251,10 +251,18 @@ def _make_atari_vec(
         raise _creation_error(spec, exc) from None
 
 
-def describe_space(space: Any) -> str:
-    """``Discrete(2)`` or ``Box(4,) float32 low=[...] high=[...]``."""
+def describe_space(space: Any, indent: str = "") -> str:
+    """``Discrete(2)`` or ``Box(4,) float32 low=[...] high=[...]``; a Dict or Tuple one line per
+    item (``key: ...``), nested items indented."""
     from gymnasium import spaces
 
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
+        lines = [f"{type(space).__name__} of {len(space.spaces)}:"]
+        for key, sub in items:
+            name = key if isinstance(space, spaces.Dict) else f"[{key}]"
+            lines.append(f"{indent}  {name}: {describe_space(sub, indent + '  ')}")
+        return "\n".join(lines)
     if isinstance(space, spaces.Box):
         text = f"Box{space.shape} {space.dtype}"
         if space.low.size <= 8:
@@ -288,6 +296,7 @@ def describe(env_id: str) -> dict[str, Any]:
         "max episode steps": spec.max_episode_steps,
         "vectorised implementation": "yes" if spec.vector_entry_point else "no (SyncVectorEnv)",
     }
+    rows["agents see"] = _agents_see(obs_space)
     if _is_atari(spec):
         from kerasdojo.envs import atari
 
@@ -299,6 +308,20 @@ def describe(env_id: str) -> dict[str, Any]:
         )
         rows["sticky actions"] = f"repeat_action_probability={spec.kwargs.get('repeat_action_probability', 0.25)}"
     return rows
+
+
+def _agents_see(obs_space: Any) -> str:
+    """What kerasdojo's agents get of an observation space (its leaves, encoded), or why nothing."""
+    from kerasdojo.observations import ObsSpec
+
+    try:
+        spec = ObsSpec.of(obs_space)
+    except DojoError as exc:
+        return f"nothing: {exc}"
+    text = spec.describe() if spec.nested else f"{spec.leaves[0].shape} {spec.leaves[0].dtype.name}"
+    if spec.nested:
+        text = f"one input per leaf: {text}"
+    return text + ("".join(f"; left out: {name} (Text)" for name in spec.skipped))
 
 
 def _family(spec: Any) -> str:

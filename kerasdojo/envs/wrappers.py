@@ -25,115 +25,17 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.wrappers import utils, vector
+from gymnasium.wrappers import vector
 
+from kerasdojo.envs.normalization import (  # noqa: F401  (RunningMeanStd: tests and users import it here)
+    NormalizeLeaves,
+    NormalizeObservation,
+    Normalizer,
+    NormalizeReward,
+    RunningMeanStd,
+)
 from kerasdojo.errors import DojoError
-
-
-class RunningMeanStd(utils.RunningMeanStd):
-    """Gymnasium's running mean and variance (Chan et al.'s parallel update, count starting at
-    ``epsilon``), kept in float64 whatever the batch's dtype, as SB3's."""
-
-    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
-        super().__init__(epsilon=epsilon, shape=shape)
-
-    def update(self, x: np.ndarray) -> None:
-        super().update(np.asarray(x, np.float64))
-
-
-class Normalizer:
-    """SB3's VecNormalize settings and statistics, which :class:`NormalizeObservation` and
-    :class:`NormalizeReward` use: observations become ``clip((obs - mean) / sqrt(var + eps),
-    -clip, clip)``, rewards are divided by the running std of the discounted return.
-    Statistics update only while ``training`` is True; they are saved with the agent."""
-
-    def __init__(
-        self,
-        obs_shape: tuple[int, ...],
-        obs: bool,
-        reward: bool,
-        gamma: float,
-        clip: float = 10.0,
-        epsilon: float = 1e-8,
-    ) -> None:
-        self.norm_obs, self.norm_reward = obs, reward
-        self.obs_rms = RunningMeanStd(obs_shape)
-        self.ret_rms = RunningMeanStd(())
-        self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
-        self.training = True
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {
-            "obs_mean": self.obs_rms.mean,
-            "obs_var": self.obs_rms.var,
-            "obs_count": np.array(self.obs_rms.count),
-            "ret_mean": self.ret_rms.mean,
-            "ret_var": self.ret_rms.var,
-            "ret_count": np.array(self.ret_rms.count),
-        }
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self.obs_rms.mean, self.obs_rms.var = state["obs_mean"], state["obs_var"]
-        self.obs_rms.count = float(state["obs_count"])
-        self.ret_rms.mean, self.ret_rms.var = state["ret_mean"], state["ret_var"]
-        self.ret_rms.count = float(state["ret_count"])
-
-
-class _TrainingFlag:
-    """Gymnasium's normalisation wrappers update their statistics while ``_update_running_mean``
-    is True: here that is the shared :class:`Normalizer`'s ``training``."""
-
-    normalizer: Normalizer
-
-    @property
-    def _update_running_mean(self) -> bool:
-        return self.normalizer.training
-
-    @_update_running_mean.setter
-    def _update_running_mean(self, value: bool) -> None:
-        self.normalizer.training = value
-
-
-class NormalizeObservation(_TrainingFlag, vector.NormalizeObservation):
-    """Gymnasium's observation standardisation with the :class:`Normalizer`'s float64
-    statistics, clipped to ``±clip`` as SB3's VecNormalize."""
-
-    def __init__(self, env: VectorEnv, normalizer: Normalizer) -> None:
-        self.normalizer = normalizer
-        super().__init__(env, epsilon=normalizer.epsilon)
-        self.obs_rms = normalizer.obs_rms
-
-    def observations(self, observations: np.ndarray) -> np.ndarray:
-        clip = self.normalizer.clip
-        return np.clip(super().observations(observations), -clip, clip)
-
-
-class NormalizeReward(_TrainingFlag, vector.NormalizeReward):
-    """Gymnasium's reward scaling (its checks, update flag and ``reset``, which restarts the
-    return) with the :class:`Normalizer`'s statistics, stepped as SB3's VecNormalize: every
-    call's reward, an autoreset call's included, is discounted into a float64 return that joins
-    the statistics and is then zeroed where an episode ended; the reward divided by the
-    return's std is clipped to ``±clip``."""
-
-    def __init__(self, env: VectorEnv, normalizer: Normalizer) -> None:
-        self.normalizer = normalizer
-        super().__init__(env, gamma=normalizer.gamma, epsilon=normalizer.epsilon)
-        self.return_rms = normalizer.ret_rms
-        self.accumulated_reward = np.zeros(self.num_envs)
-
-    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        # Gymnasium's own step skips the autoreset call, cuts the return by (1 - terminated)
-        # before adding the reward (and never at a truncation), sums in float32 and does not
-        # clip: the statistics it keeps are not SB3's, which our presets were tuned with.
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        reward = np.asarray(reward, np.float32)
-        self.accumulated_reward = self.accumulated_reward * self.gamma + reward
-        if self._update_running_mean:
-            self.return_rms.update(self.accumulated_reward)
-        self.accumulated_reward[np.logical_or(terminated, truncated)] = 0.0
-        scaled = reward / np.sqrt(self.return_rms.var + self.epsilon)
-        clip = self.normalizer.clip
-        return obs, np.clip(scaled, -clip, clip).astype(np.float32), terminated, truncated, info
+from kerasdojo.observations import ObsSpec
 
 
 class RecordEpisodeStatistics(vector.RecordEpisodeStatistics):
@@ -244,45 +146,33 @@ class VecEnv(EpisodeStats):
         self.num_envs = env.num_envs
         self.single_observation_space = obs_space = env.single_observation_space
         self.single_action_space = act_space = env.single_action_space
-        encode = None  # how the env's observations become ours, where they differ
-        if isinstance(obs_space, spaces.Box):
-            self.obs_shape = tuple(obs_space.shape)
-            self.obs_dtype = np.uint8 if obs_space.dtype == np.uint8 else np.float32
-            if obs_space.dtype != self.obs_dtype:
-                encode = self._box_obs
-        elif isinstance(obs_space, spaces.Discrete):
-            self.obs_shape = (int(obs_space.n),)
-            self.obs_dtype = np.float32
-            self._eye = np.eye(int(obs_space.n), dtype=np.float32)
-            encode = self._onehot_obs
-        else:
-            raise DojoError(
-                f"Observation space {obs_space} is not supported",
-                hint="kerasdojo agents take Box or Discrete observations; flatten others with a gymnasium wrapper",
-            )
-        self._act_start = int(act_space.start) if isinstance(act_space, spaces.Discrete) else 0
-        if normalize_obs and self.obs_dtype == np.uint8:
+        self.obs_spec = spec = ObsSpec.of(obs_space)
+        if not spec.nested:  # a plain space: one array, as before
+            self.obs_shape, self.obs_dtype = spec.shape, spec.dtype
+        leaf = spec.leaves[0]
+        plain_box = not spec.nested and leaf.kind == "box" and obs_space.dtype == leaf.dtype
+        self._act_start = _starts(act_space)
+        self._act_dtype = np.int8 if isinstance(act_space, spaces.MultiBinary) else None
+        self.mask_size = _mask_size(act_space)
+        self.mask_source: str | None = None  # "info" (info["action_mask"]), "method" (action_masks()) or None
+        self.action_mask: np.ndarray | None = None
+        normalized = {lf.name: lf.shape for lf in spec.leaves if lf.normalizable} if spec.nested else {}
+        if normalize_obs and (not normalized if spec.nested else self.obs_dtype == np.uint8):
             normalize_obs = False  # images are scaled by the network instead
-        self.normalizer = Normalizer(self.obs_shape, normalize_obs, normalize_reward, gamma)
+        self.normalizer = Normalizer(
+            spec.leaves[0].shape, normalize_obs, normalize_reward, gamma, leaves=normalized if normalize_obs else None
+        )
 
         # From the env up: actions pass down through these wrappers, what the env returns comes up.
         top = vector.ClipAction(env) if isinstance(act_space, spaces.Box) else env
         self._stats = top = GameStatistics(top) if isinstance(env, AtariVec) else RecordEpisodeStatistics(top)
-        if encode is not None:
-            encoded = spaces.Box(-np.inf, np.inf, self.obs_shape, np.float32)
-            top = vector.TransformObservation(top, encode, single_observation_space=encoded)
+        if not plain_box:
+            top = vector.TransformObservation(top, spec.encode, single_observation_space=spec.encoded_space())
         if normalize_obs:
-            top = NormalizeObservation(top, self.normalizer)
+            top = NormalizeLeaves(top, self.normalizer) if spec.nested else NormalizeObservation(top, self.normalizer)
         if normalize_reward:
             top = NormalizeReward(top, self.normalizer)
         self._top = top
-
-    # ------------------------------------------------------------------ encoding
-    def _box_obs(self, obs: np.ndarray) -> np.ndarray:
-        return np.asarray(obs, self.obs_dtype)
-
-    def _onehot_obs(self, obs: np.ndarray) -> np.ndarray:
-        return self._eye[np.asarray(obs, np.int64) - int(self.single_observation_space.start)]
 
     # ------------------------------------------------------------------ statistics
     @property
@@ -308,20 +198,51 @@ class VecEnv(EpisodeStats):
         return ~self._stats.reset_calls
 
     # ------------------------------------------------------------------ API
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        obs, _ = self._top.reset(seed=seed)
+    def reset(self, seed: int | None = None) -> Any:
+        obs, info = self._top.reset(seed=seed)
         if seed is not None:
             self.env.action_space.seed(seed)
         self.obs = obs
+        self.mask_source = None
+        if self.mask_size:
+            if "action_mask" in info:
+                self.mask_source = "info"
+            elif _has_method(self.env, "action_masks"):
+                self.mask_source = "method"
+            self._read_mask(info)
         return self.obs
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _read_mask(self, info: dict[str, Any]) -> None:
+        """The legal actions of the observations just returned, one row per env (None without masks)."""
+        if self.mask_source is None:
+            self.action_mask = None
+            return
+        if self.mask_source == "info":
+            raw = info.get("action_mask")
+            if raw is None:
+                raise DojoError("the env gave info['action_mask'] at reset but not after a step")
+            masks = np.asarray(raw)
+        else:
+            masks = np.asarray([np.asarray(m).reshape(-1) for m in self.env.call("action_masks")])
+        if masks.ndim != 2 or masks.shape[1] != self.mask_size:
+            raise DojoError(
+                f"the env's action mask has shape {masks.shape[1:]}; its action space {self.single_action_space} "
+                f"needs {self.mask_size} entries per step",
+                hint="turn masks off with --set use_masks=false",
+            )
+        self.action_mask = _legal(masks.astype(bool), self.single_action_space)
+
+    def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step all envs. Returns ``(obs, reward, terminated, truncated, valid)``; ``valid[i]`` is
         False for a call whose action was ignored (drop that transition): a reset call, or an
         Atari call that served (FIRE) after a lost life."""
-        if self._act_start:
+        if self._act_dtype is not None:
+            actions = np.asarray(actions, self._act_dtype)
+        if self._act_start is not None:
             actions = actions + self._act_start
         obs, reward, terminated, truncated, info = self._top.step(actions)
+        if self.mask_source is not None:
+            self._read_mask(info)
         ignored = self._stats.reset_calls
         if "fire_forced" in info:  # Atari: a call that pressed FIRE after a lost life is the game's, not the agent's
             ignored = ignored | np.asarray(info["fire_forced"], bool)
@@ -342,3 +263,56 @@ class VecEnv(EpisodeStats):
 
     def close(self) -> None:
         self._top.close()
+
+
+# --------------------------------------------------------------------------- actions and masks
+
+
+def _starts(space: Any) -> Any:
+    """What to add to an agent's action indices (Discrete and MultiDiscrete ``start``), or None."""
+    if isinstance(space, spaces.Discrete) and int(space.start):
+        return int(space.start)
+    if isinstance(space, spaces.MultiDiscrete) and np.any(space.start):
+        return np.asarray(space.start, np.int64).reshape(-1)
+    return None
+
+
+def _mask_size(space: Any) -> int:
+    """Entries of an action mask: ``n`` for Discrete, ``sum(nvec)`` for MultiDiscrete, else 0 (no masks)."""
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    return 0
+
+
+def _legal(masks: np.ndarray, space: Any) -> np.ndarray:
+    """``masks`` with every part that allows nothing (a finished episode's last state) allowing all:
+    the action is ignored there, and a distribution over no action is undefined."""
+    nvec = [int(space.n)] if isinstance(space, spaces.Discrete) else [int(n) for n in np.asarray(space.nvec).ravel()]
+    start = 0
+    for n in nvec:
+        part = masks[:, start : start + n]
+        part[~part.any(axis=1)] = True
+        start += n
+    return masks
+
+
+def _has_method(env: Any, name: str) -> bool:
+    """Whether the sub-environments of a vector env have a callable ``name`` (sb3-contrib's
+    ``action_masks``): asked of the first one (SyncVectorEnv), or of a copy made here, as
+    AsyncVectorEnv makes one itself (asking its workers for a missing attribute kills them)."""
+    envs = getattr(env, "envs", None)
+    made = None
+    if not envs and getattr(env, "env_fns", None):
+        made = env.env_fns[0]()
+        envs = [made]
+    if not envs:
+        return False  # an env's own vectorised implementation
+    try:
+        return callable(envs[0].get_wrapper_attr(name))
+    except AttributeError:
+        return False
+    finally:
+        if made is not None:
+            made.close()

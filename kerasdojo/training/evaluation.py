@@ -42,6 +42,14 @@ class EvalResult:
         }
 
 
+def act(agent: Any, env: Any, obs: Any, deterministic: bool) -> Any:
+    """``agent``'s actions for ``env``'s observations, legal ones where the env has masks (an agent
+    for envs without masks needs only ``act(obs, deterministic)``)."""
+    if env.action_mask is None:
+        return agent.act(obs, deterministic)
+    return agent.act(obs, deterministic, mask=env.action_mask)
+
+
 @contextmanager
 def evaluation_rng(agent: Any, seed: int) -> Iterator[None]:
     """Sampled evaluation actions from a generator seeded with ``seed``, not the agent's own: an
@@ -84,7 +92,7 @@ def _evaluate(
     while (counts < quota).any():
         if stop is not None and stop():
             break
-        obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic))
+        obs, reward, terminated, truncated, _ = env.step(act(agent, env, obs, deterministic))
         # Whole games: a call the env played for the agent (Atari's FIRE after a lost life) counts.
         counts_in = env.in_episode
         ep_return += reward * counts_in

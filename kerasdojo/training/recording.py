@@ -7,7 +7,7 @@ from typing import Any
 
 from kerasdojo import envs as envs_mod
 from kerasdojo.envs.video import check_video_path, write_video
-from kerasdojo.training.evaluation import evaluation_rng
+from kerasdojo.training.evaluation import act, evaluation_rng
 
 MAX_FRAMES = 5000
 
@@ -62,7 +62,7 @@ def record_episode(
             frames = [env.render_frame()]
             total = 0.0
             while True:
-                obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic))
+                obs, reward, terminated, truncated, _ = env.step(act(agent, env, obs, deterministic))
                 total += float(reward[0])
                 frames.append(env.render_frame())
                 if terminated[0] or truncated[0] or len(frames) > MAX_FRAMES:

@@ -97,7 +97,7 @@ def build_agent(agent: str, cfg: Any, env: Any, seed: int, native: bool = False,
     cls = get(agent).load(native)
     if acting_only:
         cfg = cls.acting_config(cfg)
-    return cls(cfg, env.obs_shape, env.obs_dtype, env.single_action_space, seed)
+    return cls(cfg, env.obs_spec, env.single_action_space, seed)
 
 
 def open_run(run_dir: str | Path) -> tuple[Run, TrainSpec, Any]:

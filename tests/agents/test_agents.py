@@ -284,8 +284,8 @@ def test_load_state_rejects_other_shapes() -> None:
     from kerasdojo.agents.ppo import PPO, PPOConfig
 
     env = _env("CartPole-v1")
-    small = PPO(PPOConfig(net_arch=(8,)), env.obs_shape, env.obs_dtype, env.single_action_space, 0)
-    big = PPO(PPOConfig(net_arch=(16,)), env.obs_shape, env.obs_dtype, env.single_action_space, 0)
+    small = PPO(PPOConfig(net_arch=(8,)), env.obs_spec, env.single_action_space, 0)
+    big = PPO(PPOConfig(net_arch=(16,)), env.obs_spec, env.single_action_space, 0)
     with pytest.raises(DojoError, match="does not match this agent"):
         load_agent_state(big, *agent_state(small))
 
@@ -358,8 +358,7 @@ def test_dqn_dueling_double_and_polyak_target() -> None:
             target_update_interval=1,
             batch_size=8,
         ),
-        env.obs_shape,
-        env.obs_dtype,
+        env.obs_spec,
         env.single_action_space,
         0,
     )

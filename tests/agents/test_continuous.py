@@ -24,7 +24,7 @@ def make(agent: str, env_id: str = "Pendulum-v1", **overrides):
     cls = info.load()
     env = envs.make_vec(env_id, 2, seed=1)
     cfg = cls.Config(**{k: v for k, v in {**SMALL, **overrides}.items() if k in cls.Config.__dataclass_fields__})
-    return cls(cfg, env.obs_shape, env.obs_dtype, env.single_action_space, 0), env
+    return cls(cfg, env.obs_spec, env.single_action_space, 0), env
 
 
 # ----------------------------------------------------------------------------- SAC's distribution
@@ -89,7 +89,7 @@ def test_truncated_episode_bootstraps_from_its_true_last_observation() -> None:
     import gymnasium as gym
 
     env = envs.make_vec("Pendulum-v1", 1, seed=4, env_kwargs={"max_episode_steps": 3})
-    buffer = ReplayBuffer(100, env.obs_shape, env.obs_dtype, (1,), np.float32)
+    buffer = ReplayBuffer(100, env.obs_spec, (1,), np.float32)
     actions = np.linspace(-2, 2, 8, dtype=np.float32).reshape(8, 1, 1)
     env.reset(seed=4)
     collect(env, env.obs, buffer, 8, lambda obs, i: (actions[i], actions[i]))

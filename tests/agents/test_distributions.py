@@ -13,13 +13,18 @@ import numpy as np
 import pytest
 
 from kerasdojo import backend
-from kerasdojo.agents import distributions
+from kerasdojo.agents import distributions, squashed
 from kerasdojo.agents.distributions import (
+    MASKED_LOGIT,
+    Bernoulli,
     Categorical,
     DiagGaussian,
-    SquashedDiagGaussian,
+    MultiCategorical,
     for_space,
+    np_mask_logits,
+    tf_mask_logits,
 )
+from kerasdojo.agents.squashed import SquashedDiagGaussian
 from kerasdojo.errors import DojoError
 
 
@@ -500,8 +505,9 @@ def test_squashed_gaussian_sample_moments(tf: Any) -> None:
 # ----------------------------------------------------------------------------- choosing one
 def test_constants_are_those_of_the_code_they_replace() -> None:
     assert distributions.LOG_2PI == LOG_2PI
-    assert (distributions.LOG_STD_MIN, distributions.LOG_STD_MAX) == (LOG_STD_MIN, LOG_STD_MAX)
+    assert (squashed.LOG_STD_MIN, squashed.LOG_STD_MAX) == (LOG_STD_MIN, LOG_STD_MAX)
     assert SquashedDiagGaussian(1).log_std_bounds == (LOG_STD_MIN, LOG_STD_MAX)
+    assert MASKED_LOGIT == -1e8  # sb3-contrib's MaskableCategorical
 
 
 def test_for_space_picks_the_distribution() -> None:
@@ -511,8 +517,18 @@ def test_for_space_picks_the_distribution() -> None:
     box = for_space(spaces.Box(-1.0, 1.0, (2, 3), np.float32))
     assert box == DiagGaussian((2, 3)) and box.action_shape == (2, 3)
     assert Categorical(5).action_shape == () and SquashedDiagGaussian(3).action_shape == (3,)
-    with pytest.raises(DojoError, match="no action distribution"):
-        for_space(spaces.MultiBinary(3))
+    multi = for_space(spaces.MultiDiscrete([3, 4, 2]))
+    assert multi == MultiCategorical((3, 4, 2)) and multi.action_shape == (3,) and multi.action_dtype == np.int64
+    assert all(type(n) is int for n in multi.nvec)
+    assert for_space(spaces.MultiBinary(4)) == Bernoulli((4,))
+    binary = for_space(spaces.MultiBinary([2, 3]))
+    assert binary == Bernoulli((2, 3)) and binary.action_shape == (2, 3) and binary.action_dtype == np.int8
+    with pytest.raises(DojoError, match="nvec is not 1-D"):
+        for_space(spaces.MultiDiscrete([[2, 3], [4, 5]]))
+    for space in (spaces.Text(5), spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))):
+        with pytest.raises(DojoError, match="no action distribution") as error:
+            for_space(space)
+        assert "MultiDiscrete and MultiBinary" in error.value.hint
 
 
 def test_importing_the_module_does_not_import_tensorflow() -> None:
@@ -525,7 +541,7 @@ def test_squashed_gaussian_log_prob_matches_a_numerical_density() -> None:
     difference of its CDF Phi((atanh(a) - mu) / sigma)."""
     import tensorflow as tf
 
-    from kerasdojo.agents.distributions import SquashedDiagGaussian
+    from kerasdojo.agents.squashed import SquashedDiagGaussian
 
     squashed_gaussian = SquashedDiagGaussian(1, log_std_bounds=None).tf_sample_from_noise
 
@@ -549,3 +565,251 @@ def test_squashed_gaussian_log_prob_matches_a_numerical_density() -> None:
         float(squashed_gaussian(mean[:, j : j + 1], log_std[:, j : j + 1], noise[:, j : j + 1])[1][0]) for j in range(3)
     ]
     assert np.isfinite(float(joint[0])) and abs(float(joint[0]) - sum(parts)) < 1e-9
+
+
+# ----------------------------------------------------------------------------- MultiCategorical and Bernoulli
+NVEC = (3, 5, 2)
+
+
+def multi_parts(x: np.ndarray, nvec: tuple[int, ...] = NVEC) -> list[np.ndarray]:
+    """The parts' columns of ``x``, cut by hand."""
+    ends = np.cumsum(nvec)
+    return [x[:, end - n : end] for n, end in zip(nvec, ends, strict=True)]
+
+
+def test_multi_categorical_is_the_sum_of_its_parts(tf: Any) -> None:
+    special = pytest.importorskip("scipy.special")
+    stats = pytest.importorskip("scipy.stats")
+    dist = MultiCategorical(NVEC)
+    logits = outputs((40, sum(NVEC)), 23, scale=3.0)
+    actions = np.stack([np.random.default_rng(24 + i).integers(0, n, 40) for i, n in enumerate(NVEC)], axis=1)
+    parts = multi_parts(logits)
+    logp = sum(
+        Categorical(n).np_log_prob(part, actions[:, i]) for i, (n, part) in enumerate(zip(NVEC, parts, strict=True))
+    )
+    entropy = sum(Categorical(n).np_entropy(part) for n, part in zip(NVEC, parts, strict=True))
+    # Against scipy in float64 too.
+    f64 = [special.log_softmax(part.astype(np.float64), axis=1) for part in parts]
+    expected = sum(lp[np.arange(40), actions[:, i]] for i, lp in enumerate(f64))
+    expected_entropy = sum(stats.entropy(np.exp(lp), axis=1) for lp in f64)
+    np.testing.assert_allclose(logp, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(entropy, expected_entropy, rtol=1e-5, atol=1e-5)
+    for new_logp, new_ent in (
+        (dist.np_log_prob(logits, actions), dist.np_entropy(logits)),
+        (dist.tf_log_prob(logits, actions), dist.tf_entropy(logits)),
+        dist.tf_log_prob_entropy(logits, tf.constant(actions)),
+    ):
+        np.testing.assert_allclose(new_logp, logp, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(new_ent, entropy, rtol=1e-6, atol=1e-6)
+    # The log-probabilities that come with samples are those of the sampled actions.
+    sampled, sampled_logp = dist.np_sample(logits, np.random.default_rng(0))
+    assert sampled.shape == (40, 3) and sampled.dtype == dist.action_dtype == np.int64
+    np.testing.assert_allclose(sampled_logp, dist.np_log_prob(logits, sampled), rtol=1e-6)
+    sampled, sampled_logp = dist.tf_sample(logits, tf.random.Generator.from_seed(0))
+    assert sampled.shape == (40, 3) and sampled.dtype == tf.int32
+    np.testing.assert_allclose(sampled_logp, dist.np_log_prob(logits, sampled.numpy()), rtol=1e-5, atol=1e-6)
+    mode = np.stack([part.argmax(axis=1) for part in parts], axis=1)
+    assert_identical(dist.np_mode(logits), mode)
+    assert_identical(dist.tf_mode(logits), mode.astype(np.int32))
+
+
+def test_multi_categorical_with_one_part_is_categorical_bit_for_bit(tf: Any) -> None:
+    """Its Gumbel-max per part is Categorical's, with the same draws."""
+    multi, single = MultiCategorical((5,)), Categorical(5)
+    logits = outputs((64, 5), 25)
+    rng, ref_rng = np_rngs(26)
+    for _ in range(3):
+        (actions, logp), (ref_actions, ref_logp) = multi.np_sample(logits, rng), single.np_sample(logits, ref_rng)
+        assert_identical(actions, ref_actions[:, None])
+        assert_identical(logp, ref_logp)
+    assert_same_draws(rng, ref_rng)
+    g, ref_g = tf_rngs(27)
+    for _ in range(3):
+        (actions, logp), (ref_actions, ref_logp) = multi.tf_sample(logits, g), single.tf_sample(logits, ref_g)
+        assert_identical(actions, ref_actions.numpy()[:, None])
+        assert_identical(logp, ref_logp)
+    assert_same_draws(g, ref_g)
+
+
+def test_multi_categorical_sample_frequencies(tf: Any) -> None:
+    dist = MultiCategorical((4, 2))
+    row = np.array([1.0, -0.5, 0.0, 2.0, 0.3, -0.3], np.float32)
+    logits = np.tile(row, (20000, 1))
+    probs = [
+        np.exp(part[0] - part[0].max()) / np.exp(part[0] - part[0].max()).sum() for part in multi_parts(logits, (4, 2))
+    ]
+    np_actions, _ = dist.np_sample(logits, np.random.default_rng(28))
+    tf_actions, _ = dist.tf_sample(logits, tf.random.Generator.from_seed(28))
+    for actions in (np_actions, tf_actions.numpy()):
+        for i, p in enumerate(probs):
+            np.testing.assert_allclose(np.bincount(actions[:, i], minlength=len(p)) / len(actions), p, atol=0.015)
+        # The parts are independent: the joint frequencies are the products.
+        joint = np.bincount(actions[:, 0] * 2 + actions[:, 1], minlength=8) / len(actions)
+        np.testing.assert_allclose(joint, np.outer(*probs).reshape(-1), atol=0.015)
+
+
+def test_bernoulli_log_prob_and_entropy_match_scipy(tf: Any) -> None:
+    stats, special = pytest.importorskip("scipy.stats"), pytest.importorskip("scipy.special")
+    dist = Bernoulli((2, 3))
+    logits = outputs((40, 6), 29, scale=3.0)
+    logits.flat[0], logits.flat[-1] = 12.0, -12.0
+    actions = np.random.default_rng(30).integers(0, 2, (40, 2, 3)).astype(np.int8)
+    p = special.expit(logits.astype(np.float64))
+    expected = stats.bernoulli.logpmf(actions.reshape(40, 6), p).sum(axis=1)
+    entropy = stats.bernoulli.entropy(p).sum(axis=1)
+    np.testing.assert_allclose(dist.np_log_prob(logits, actions), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dist.np_entropy(logits), entropy, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dist.tf_log_prob(logits, actions), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dist.tf_entropy(logits), entropy, rtol=1e-5, atol=1e-5)
+    logp, ent = dist.tf_log_prob_entropy(logits, tf.constant(actions.astype(np.int32)))
+    np.testing.assert_allclose(logp, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ent, entropy, rtol=1e-5, atol=1e-5)
+    sampled, logp = dist.np_sample(logits, np.random.default_rng(0))
+    assert sampled.shape == (40, 2, 3) and sampled.dtype == dist.action_dtype == np.int8
+    np.testing.assert_allclose(logp, stats.bernoulli.logpmf(sampled.reshape(40, 6), p).sum(1), rtol=1e-5, atol=1e-5)
+    sampled, logp = dist.tf_sample(logits, tf.random.Generator.from_seed(0))
+    assert sampled.shape == (40, 6) and sampled.dtype == tf.int32
+    np.testing.assert_allclose(logp, stats.bernoulli.logpmf(sampled.numpy(), p).sum(1), rtol=1e-5, atol=1e-5)
+    assert_identical(dist.np_mode(logits), (logits > 0).astype(np.int8).reshape(40, 2, 3))
+    assert_identical(dist.tf_mode(logits), (logits > 0).astype(np.int32))
+
+
+def test_bernoulli_is_finite_at_extreme_logits(tf: Any) -> None:
+    special = pytest.importorskip("scipy.special")
+    dist = Bernoulli((4,))
+    logits = np.array([[100.0, -100.0, 1e4, -1e4], [30.0, -30.0, 0.0, 88.0]], np.float32)
+    actions = np.array([[1, 0, 0, 1], [0, 1, 1, 0]], np.int8)
+    f64 = logits.astype(np.float64)
+    expected = (actions * special.log_expit(f64) + (1 - actions) * special.log_expit(-f64)).sum(axis=1)
+    for logp, ent in (
+        (dist.np_log_prob(logits, actions), dist.np_entropy(logits)),
+        dist.tf_log_prob_entropy(logits, actions),
+    ):
+        np.testing.assert_allclose(logp, expected, rtol=1e-6)
+        assert np.isfinite(np.asarray(ent)).all() and (np.asarray(ent) >= 0).all()
+        np.testing.assert_allclose(ent, [0.0, math.log(2.0)], atol=1e-6)
+
+
+def test_bernoulli_sample_frequencies(tf: Any) -> None:
+    dist = Bernoulli((3,))
+    logits = np.tile(np.array([[-1.0, 0.0, 2.0]], np.float32), (20000, 1))
+    p = 1.0 / (1.0 + np.exp(-logits[0]))
+    np_actions, _ = dist.np_sample(logits, np.random.default_rng(31))
+    tf_actions, _ = dist.tf_sample(logits, tf.random.Generator.from_seed(31))
+    for actions in (np_actions, tf_actions.numpy()):
+        assert set(np.unique(actions)) <= {0, 1}
+        np.testing.assert_allclose(actions.mean(axis=0), p, atol=0.015)
+    rng = Recording(np.random.default_rng(32))
+    dist.np_sample(logits[:5], rng)
+    assert rng.calls == [("random", plain(((5, 3),)), plain({"dtype": np.float32}))]
+
+
+def test_numpy_and_tf_twins_agree(tf: Any) -> None:
+    for dist, logits, actions in (
+        (MultiCategorical(NVEC), outputs((32, 10), 33), np.random.default_rng(34).integers(0, 2, (32, 3))),
+        (Bernoulli((2, 2)), outputs((32, 4), 35), np.random.default_rng(36).integers(0, 2, (32, 2, 2))),
+    ):
+        np.testing.assert_allclose(dist.tf_log_prob(logits, actions), dist.np_log_prob(logits, actions), rtol=1e-5)
+        np.testing.assert_allclose(dist.tf_entropy(logits), dist.np_entropy(logits), rtol=1e-5, atol=1e-6)
+        assert_identical(
+            dist.tf_mode(logits).numpy().reshape(32, -1), dist.np_mode(logits).reshape(32, -1).astype(np.int32)
+        )
+
+
+def test_multi_categorical_and_bernoulli_inside_xla(tf: Any) -> None:
+    """Sampled and scored inside jit-compiled programs, as NativePPO does."""
+    cases = ((MultiCategorical(NVEC), outputs((16, 10), 41), 3), (Bernoulli((2, 3)), outputs((16, 6), 42), 6))
+    for dist, logits, width in cases:
+        sample = tf.function(dist.tf_sample, jit_compile=True)
+        score = tf.function(dist.tf_log_prob_entropy, jit_compile=True)
+        actions, logp = sample(logits, tf.random.Generator.from_seed(43))
+        assert actions.dtype == tf.int32 and actions.shape == (16, width)
+        xla_logp, xla_entropy = score(logits, actions)
+        np.testing.assert_allclose(xla_logp, logp, rtol=1e-6)
+        np.testing.assert_allclose(xla_logp, dist.np_log_prob(logits, actions.numpy()), rtol=1e-5)
+        np.testing.assert_allclose(xla_entropy, dist.np_entropy(logits), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- invalid-action masks
+def test_mask_logits(tf: Any) -> None:
+    logits = outputs((4, 5), 37)
+    mask = np.random.default_rng(38).random((4, 5)) < 0.5
+    masked = np_mask_logits(logits, mask)
+    assert_identical(masked, np.where(mask, logits, np.float32(-1e8)))
+    assert_identical(tf_mask_logits(logits, mask), masked)
+    assert_identical(tf_mask_logits(tf.constant(logits), tf.constant(mask)), masked)
+
+
+def test_masked_categorical(tf: Any) -> None:
+    special = pytest.importorskip("scipy.special")
+    dist = Categorical(6)
+    raw = np.array([3.0, 0.5, -1.0, 9.0, 0.0, 1.5], np.float32)  # the illegal action 3 has the highest logit
+    mask = np.array([True, True, False, False, True, True])
+    legal = np.flatnonzero(mask)
+    logits = np_mask_logits(np.tile(raw, (20000, 1)), np.tile(mask, (20000, 1)))
+    log_softmax = np.full(6, -np.inf)
+    log_softmax[legal] = special.log_softmax(raw[legal].astype(np.float64))
+    np_actions, np_logp = dist.np_sample(logits, np.random.default_rng(39))
+    tf_actions, tf_logp = dist.tf_sample(logits, tf.random.Generator.from_seed(39))
+    for actions, logp in ((np_actions, np_logp), (tf_actions.numpy(), tf_logp.numpy())):
+        assert mask[actions].all()
+        np.testing.assert_allclose(np.bincount(actions, minlength=6) / len(actions), np.exp(log_softmax), atol=0.015)
+        np.testing.assert_allclose(logp, log_softmax[actions], rtol=1e-5)
+    assert_identical(dist.np_mode(logits[:2]), np.array([0, 0]))
+    assert_identical(dist.tf_mode(logits[:2]), np.array([0, 0], np.int32))
+    # The log-probabilities of legal actions are log_softmax over the legal subset; entropy counts them only.
+    alone = Categorical(len(legal))
+    for logp, ent in (
+        (dist.np_log_prob(logits[:4], legal), dist.np_entropy(logits[:4])),
+        dist.tf_log_prob_entropy(logits[:4], legal),
+    ):
+        np.testing.assert_allclose(logp, log_softmax[legal], rtol=1e-6)
+        np.testing.assert_allclose(ent, alone.np_entropy(np.tile(raw[legal], (4, 1))), rtol=1e-6)
+        np.testing.assert_allclose(ent, alone.tf_entropy(np.tile(raw[legal], (4, 1))), rtol=1e-6)
+    assert dist.np_log_prob(logits[:1], [3])[0] < -1e7
+    # Gradients: none to the masked logits, finite, even where the mask is -inf (float16 rounds -1e8 to it).
+    for dtype in (tf.float32, tf.float16):
+        variable = tf.Variable(tf.constant(raw[None], dtype))
+        with tf.GradientTape() as tape:
+            masked = tf_mask_logits(variable, mask[None])
+            logp, ent = dist.tf_log_prob_entropy(masked, tf.constant([1]))
+            loss = tf.reduce_sum(logp + 0.5 * ent)
+        grad = tape.gradient(loss, variable).numpy()
+        assert np.isfinite(ent.numpy()).all() and np.isfinite(grad).all() and (grad[0, ~mask] == 0).all()
+        np.testing.assert_allclose(ent.numpy().astype(np.float32), alone.np_entropy(raw[None, legal]), rtol=2e-3)
+
+
+def test_masked_multi_categorical(tf: Any) -> None:
+    special = pytest.importorskip("scipy.special")
+    dist = MultiCategorical((3, 4))
+    raw = np.array([5.0, 0.0, 1.0, -2.0, 8.0, 0.5, 1.0], np.float32)
+    mask = np.array([False, True, True, True, False, True, False])  # the best of each part is illegal
+    logits = np_mask_logits(np.tile(raw, (20000, 1)), np.tile(mask, (20000, 1)))
+    parts = [(raw[:3], mask[:3]), (raw[3:], mask[3:])]
+    log_softmax = []
+    for part, legal in parts:
+        lp = np.full(len(part), -np.inf)
+        lp[legal] = special.log_softmax(part[legal].astype(np.float64))
+        log_softmax.append(lp)
+    np_actions, _ = dist.np_sample(logits, np.random.default_rng(40))
+    tf_actions, _ = dist.tf_sample(logits, tf.random.Generator.from_seed(40))
+    for actions in (np_actions, tf_actions.numpy()):
+        for i, (lp, (_, legal)) in enumerate(zip(log_softmax, parts, strict=True)):
+            assert legal[actions[:, i]].all()
+            np.testing.assert_allclose(
+                np.bincount(actions[:, i], minlength=len(lp)) / len(actions), np.exp(lp), atol=0.015
+            )
+    assert_identical(dist.np_mode(logits[:2]), np.array([[2, 2], [2, 2]]))
+    assert_identical(dist.tf_mode(logits[:2]), np.array([[2, 2], [2, 2]], np.int32))
+    # Legal actions: the sum of log_softmax over each part's legal subset; entropy over the legal actions only.
+    legal_actions = np.array([[1, 0], [2, 2], [1, 2]])
+    expected = log_softmax[0][legal_actions[:, 0]] + log_softmax[1][legal_actions[:, 1]]
+    alone = MultiCategorical((2, 2))
+    legal_logits = np.tile(raw[mask], (3, 1))
+    for logp, ent in (
+        (dist.np_log_prob(logits[:3], legal_actions), dist.np_entropy(logits[:3])),
+        dist.tf_log_prob_entropy(logits[:3], legal_actions),
+    ):
+        np.testing.assert_allclose(logp, expected, rtol=1e-6)
+        np.testing.assert_allclose(ent, alone.np_entropy(legal_logits), rtol=1e-6)
+        np.testing.assert_allclose(ent, alone.tf_entropy(legal_logits), rtol=1e-6)

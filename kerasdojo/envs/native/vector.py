@@ -18,6 +18,7 @@ import numpy as np
 from kerasdojo import backend
 from kerasdojo.envs import native, spaces_of
 from kerasdojo.envs.wrappers import EpisodeStats, Normalizer
+from kerasdojo.observations import ObsSpec
 
 
 class TFNormalizer(Normalizer):
@@ -128,6 +129,8 @@ class NativeVecEnv(EpisodeStats):
         self.single_observation_space, self.single_action_space = spaces_of(env_id)
         self.obs_shape = (self.env.obs_dim,)
         self.obs_dtype = np.float32
+        self.obs_spec = ObsSpec.box(self.obs_shape)
+        self.action_mask = None  # the native twins have no illegal actions
         self._normalizer = TFNormalizer(self.obs_shape, normalize_obs, normalize_reward, gamma, n_envs)
         self.rng = tf.random.Generator.from_seed(seed)
         self.state = tf.Variable(tf.zeros([n_envs, self.env.state_dim], self.env.dtype), trainable=False)
