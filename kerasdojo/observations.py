@@ -179,7 +179,7 @@ def _walk(space: Any, path: tuple[Any, ...], name: str, leaves: list[Leaf], skip
     elif isinstance(space, spaces.MultiBinary):
         shape = tuple(int(d) for d in np.atleast_1d(space.n))
         leaves.append(Leaf(name, path, "multi_binary", shape, np.dtype(np.float32)))
-    elif isinstance(space, spaces.Text):
+    elif isinstance(space, spaces.Text) or _is_text(space):
         skipped.append(name)
     else:
         where = f"its leaf {name!r} is" if path else "it is"
@@ -188,6 +188,15 @@ def _walk(space: Any, path: tuple[Any, ...], name: str, leaves: list[Leaf], skip
             hint="kerasdojo encodes Box, Discrete, MultiDiscrete, MultiBinary, and Dict/Tuple of them; "
             "wrap the env to turn that leaf into one of these",
         )
+
+
+def _is_text(space: Any) -> bool:
+    """A space of strings that is not a ``Text`` (MiniGrid's ``MissionSpace``)."""
+    try:
+        dtype = getattr(space, "dtype", None)
+        return (dtype is None or np.dtype(dtype).kind in "USO") and isinstance(space.sample(), str)
+    except Exception:
+        return False
 
 
 # --------------------------------------------------------------------------- trees (an array or a dict of arrays)

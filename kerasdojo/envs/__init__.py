@@ -37,7 +37,18 @@ EXTRAS = {
     "gymnasium.envs.mujoco": ("mujoco", "MuJoCo"),
     "ale_py": ("atari", "the Arcade Learning Environment"),
     "shimmy": ("atari", "the Arcade Learning Environment"),
+    "minigrid": ("minigrid", "MiniGrid"),
 }
+MINIGRID_PREFIXES = ("MiniGrid-", "BabyAI-")  # registered by importing minigrid (the minigrid extra)
+
+
+def _register_minigrid(gym: Any) -> bool:
+    """Register MiniGrid's and BabyAI's ids (importing minigrid does it); False when not installed."""
+    try:
+        import minigrid  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _gym() -> Any:
@@ -68,12 +79,17 @@ def _register_optional(gym: Any) -> None:
 
 
 def is_registered(env_id: str) -> bool:
-    return env_id in _gym().registry
+    gym = _gym()
+    if env_id.startswith(MINIGRID_PREFIXES):
+        _register_minigrid(gym)
+    return env_id in gym.registry
 
 
 def resolve(env_id: str) -> Any:
     """The :class:`gymnasium.envs.registration.EnvSpec` for an id or ``module:attr`` entry point."""
     gym = _gym()
+    if env_id.startswith(MINIGRID_PREFIXES) and env_id not in gym.registry and not _register_minigrid(gym):
+        _missing_extra("minigrid", env_id)
     if env_id in gym.registry:
         return gym.spec(env_id)
     if ":" in env_id and not env_id.startswith("ALE/"):
@@ -343,6 +359,7 @@ def list_envs(filter_: str | None = None) -> dict[str, list[str]]:
 
         return {"ALE (Atari)": games()} if games() else {}
     needle = (filter_ or "").lower()
+    _register_minigrid(gym)
     for env_id, spec in gym.registry.items():
         family = _family(spec)
         if needle and needle not in env_id.lower() and needle not in family.lower():

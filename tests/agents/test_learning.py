@@ -136,3 +136,59 @@ def test_ppo_cnn_learns_to_reach_the_bright_square(runs_dir) -> None:
     # Shortest paths nearly everywhere; a random walk reaches the square in 36% of episodes and
     # takes a shortest path in 7% (1,000 episodes).
     assert optimal.mean() >= 0.95 and np.mean(gaps) <= 0.1, gaps
+
+
+# --------------------------------------------------------------------------- every space
+
+
+@pytest.mark.parametrize(
+    "env_name, optimum",
+    [
+        ("DictImageEnv", 10.0),  # a Dict of a 36x36 image (its cue) and a vector (the other half of the cue)
+        ("TupleEnv", 10.0),
+        ("NestedDictEnv", 10.0),
+        ("MultiDiscreteEnv", 20.0),
+        ("MultiBinaryEnv", 10.0),
+    ],
+)
+def test_ppo_solves_the_spaces_beyond_box_and_discrete(runs_dir, env_name, optimum) -> None:
+    """Each env pays for reading its whole observation (every leaf) or acting in every part."""
+    spec = TrainSpec(
+        f"tests.envs.spaces:{env_name}", "ppo", seed=0, total_steps=12_000, eval_every=0, eval_episodes=20, save_every=0
+    )
+    score = start(spec, runs_dir).train().eval.mean_reward
+    assert score >= 0.95 * optimum, (env_name, score)
+
+
+def test_ppo_reaches_minigrid_empty_5x5_from_its_dict_observation(runs_dir) -> None:
+    """MiniGrid's raw observation: image (7x7x3 codes), direction, and the mission (Text, left out)."""
+    spec = TrainSpec("MiniGrid-Empty-5x5-v0", "ppo", seed=0, total_steps=20_000, eval_every=0, save_every=0)
+    session = start(spec, runs_dir)
+    assert any("mission" in note for note in session.agent.notes)
+    assert session.train().eval.mean_reward >= 0.9
+
+
+def test_taxi_ppo_with_its_masks_and_without(runs_dir) -> None:
+    """Taxi-v4 gives the legal actions in info['action_mask']: with them PPO delivers passengers
+    (the optimum is about 8); without them the same 100,000 steps stay at the -200 time limit."""
+    scores = {}
+    for masks in (True, False):
+        spec = TrainSpec(
+            "Taxi-v4",
+            "ppo",
+            seed=0,
+            total_steps=100_000,
+            eval_every=0,
+            eval_episodes=20,
+            save_every=0,
+            overrides={"use_masks": masks},
+        )
+        scores[masks] = start(spec, runs_dir).train().eval.mean_reward
+    assert scores[True] >= 7.0 and scores[False] < 0, scores
+
+
+def test_taxi_dqn_preset_with_its_masks(runs_dir) -> None:
+    """kerasdojo's Taxi-v4 DQN preset, masks on (the default): its greedy action and its target's max
+    run over legal actions only. (Without masks the same preset stays at -200: benchmarks/RESULTS.md.)"""
+    spec = TrainSpec("Taxi-v4", "dqn", seed=0, eval_every=0, eval_episodes=20, save_every=0)
+    assert start(spec, runs_dir).train().eval.mean_reward >= 7.0
