@@ -5,6 +5,7 @@ own layers, so a model loads in plain Keras with one named input per leaf."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,25 @@ def build_nested(spec: Any, heads: dict[str, list[Any]], name: str, **encoder: A
         for layer in layers:
             h = layer(h)
         outputs.append(h)
-    return keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=name)
+    model = keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=name)
+    images = any(is_image_space(leaf.shape, leaf.dtype) for leaf in spec.leaves)
+    if not images or encoder.get("flatten_images"):
+        _FLAT[model] = ([leaf.name for leaf in spec.leaves], [list(layers) for layers in heads.values()])
+    return model
+
+
+# Models of build_nested whose leaves are all flattened: (leaf names in order, each head's layers),
+# what a NumPy copy needs (kept beside the model, not on it: Keras tracks a model's attributes).
+_FLAT: weakref.WeakKeyDictionary[Any, tuple[list[str], list[list[Any]]]] = weakref.WeakKeyDictionary()
+
+
+def flat_heads(model: Any) -> tuple[list[str], list[list[Any]]] | None:
+    """For a nested model whose leaves are all flattened and concatenated: the leaf names in
+    order and each output's layers; None for any other model."""
+    try:
+        return _FLAT.get(model)
+    except TypeError:  # not a Keras model (no weak reference to it)
+        return None
 
 
 def extend(model: Any, layers: list[Any], name: str) -> Any:

@@ -9,11 +9,13 @@ models. Timings of both paths are in ``benchmarks/RESULTS.md``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from kerasdojo import backend
+from kerasdojo.encoders import flat_heads
 
 
 class Forward:
@@ -81,9 +83,13 @@ class Forward:
             for copy in self._np:
                 copy.refresh()
 
-    def __call__(self, obs: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, obs: Any) -> list[np.ndarray]:
         if self._np is not None:
-            return [f(obs) for f in self._np]
+            outs: list[np.ndarray] = []
+            for f in self._np:  # a copy of a model with several outputs (a shared encoder) adds them all
+                o = f(obs)
+                outs.extend(o if isinstance(o, list) else [o])
+            return outs
         return [o.numpy() for o in self._tf(obs)]
 
 
@@ -112,8 +118,13 @@ class NumpyForward:
         self.refresh()
 
     @classmethod
-    def of(cls, model: Any) -> NumpyForward | None:
+    def of(cls, model: Any) -> Any:
+        """A NumPy copy of ``model`` (a :class:`NestedNumpyForward` for a nested observation's model
+        whose leaves are all flattened), or None when it has layers a copy cannot compute."""
         keras = backend.keras()
+        plan = flat_heads(model)
+        if plan is not None:
+            return NestedNumpyForward.of(*plan)
         activations = []
         flatten = False
         for layer in model.layers:
@@ -150,3 +161,31 @@ class NumpyForward:
                 h += bias
             h = act(h)
         return h
+
+
+class NestedNumpyForward:
+    """A NumPy copy of a nested observation's model whose leaves are all flattened: the leaves,
+    as float32 rows in their order, concatenated, then each output's Dense layers; returns the
+    outputs' list (one array when there is one)."""
+
+    def __init__(self, leaves: list[str], heads: list[NumpyForward]) -> None:
+        self.leaves, self.heads = leaves, heads
+
+    @classmethod
+    def of(cls, leaves: list[str], heads: list[list[Any]]) -> NestedNumpyForward | None:
+        copies = []
+        for layers in heads:
+            copy = NumpyForward.of(SimpleNamespace(layers=layers))  # the head's own layers and weights
+            if copy is None:
+                return None
+            copies.append(copy)
+        return cls(leaves, copies)
+
+    def refresh(self) -> None:
+        for head in self.heads:
+            head.refresh()
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> Any:
+        x = np.concatenate([np.asarray(obs[k], np.float32).reshape(len(obs[k]), -1) for k in self.leaves], axis=1)
+        outs = [head(x) for head in self.heads]
+        return outs if len(outs) > 1 else outs[0]

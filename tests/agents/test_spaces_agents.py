@@ -26,7 +26,8 @@ class DictBoxEnv(gym.Env):
         self.length, self.t = length, 0
 
     def _obs(self) -> dict:
-        self.target = self.np_random.uniform(LOW, 1, 2).astype(np.float32) * self.np_random.choice([-1, 1], 2)
+        sign = self.np_random.choice([-1.0, 1.0], 2)
+        self.target = (self.np_random.uniform(LOW, 1, 2) * sign).astype(np.float32)
         return {"target": self.target, "phase": int(self.t % 3)}
 
     def reset(self, *, seed=None, options=None):
