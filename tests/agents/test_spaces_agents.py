@@ -90,6 +90,8 @@ def test_every_agent_trains_evaluates_and_exports_on_nested_observations(runs_di
     _policy_matches_act(run)
     resumed = runner.invoke(app_(), ["resume", str(run), "--steps", "384", "-q"])
     assert resumed.exit_code == 0, resumed.output
+    evaluated = runner.invoke(app_(), ["eval", str(run), "--episodes", "2"])
+    assert evaluated.exit_code == 0 and "±" in evaluated.output, evaluated.output
 
 
 def app_():
@@ -144,3 +146,33 @@ def test_multi_discrete_and_multi_binary_policies_return_logits_per_part(runs_di
     run = train(runs_dir, env, agent, 256)
     policy = keras.models.load_model(run / "policy.keras")
     assert policy.output_shape == (None, width)
+
+
+def test_nested_normalisation_is_per_float_leaf_and_built_into_policy_keras(runs_dir) -> None:
+    """normalize_obs standardises the float Box leaf alone (not the one-hot code nor the bits);
+    policy.keras takes the raw leaves and gives the agent's greedy actions; a video records."""
+    import keras
+
+    from kerasdojo.envs import make_vec
+    from kerasdojo.files import load_arrays
+    from kerasdojo.training.checkpoint import load_agent_state, normalizer_arrays
+    from kerasdojo.training.spec import build_agent
+
+    run = train(runs_dir, "tests.envs.spaces:NestedDictEnv", "ppo", 256, "--set", "normalize_obs=true", "--video")
+    assert (run / "videos").is_dir() and any((run / "videos").iterdir())
+    _, spec, cfg = open_run(run)
+    arrays, meta = load_arrays(run / "agent.npz")
+    norm = normalizer_arrays(arrays)
+    leaves = {k for k in norm if k.startswith("obs_")}
+    assert leaves == {"obs_mean/agent.pos", "obs_var/agent.pos", "obs_count/agent.pos"}
+    scaled = make_vec(spec.env_id, 8, seed=5, normalize_obs=True)
+    scaled.normalizer.load_state(norm)
+    scaled.normalizer.training = False
+    scaled.reset(seed=5)
+    raw = make_vec(spec.env_id, 8, seed=5)
+    np.testing.assert_array_equal(scaled.obs["flags"], raw.obs["flags"])  # bits untouched
+    assert not np.allclose(scaled.obs["agent.pos"], raw.obs["agent.pos"])
+    agent = build_agent(spec.agent, cfg, scaled, 0, acting_only=True)
+    load_agent_state(agent, arrays, meta, "agent.npz")
+    policy = keras.models.load_model(run / "policy.keras")
+    np.testing.assert_allclose(np.asarray(policy(raw.obs)), agent.forward(scaled.obs)[0], atol=1e-5)
