@@ -52,6 +52,15 @@ CASES: list[tuple[str, str, str, int, list[str]]] = [
     ("native-ppo-cartpole", "CartPole-v1", "ppo", 4096, ["--native"]),
     ("native-ppo-pendulum", "Pendulum-v1", "ppo", 4096, ["--native"]),
     ("native-dqn-cartpole", "CartPole-v1", "dqn", 5000, ["--native"]),
+    # The CNN path (uint8 frames, channels first, a torso shared by policy and value), on the tests' pixel env.
+    (
+        "ppo-pixels-cnn",
+        "tests.envs.pixels:ReachSquare",
+        "ppo",
+        4096,
+        ["--env-kwargs", "cells=5", "--set", "n_envs=8", "--set", "n_steps=128", "--set", "batch_size=256"]
+        + ["--set", "n_epochs=4", "--set", "ent_coef=0.01", "--set", "net_arch=128"],
+    ),
     # Corners the presets do not reach: one gradient step a call, Polyak targets, PPO's early stop.
     ("dqn-k1", "CartPole-v1", "dqn", 3000, ["--set", "gradient_steps=1", "--set", "train_freq=4"]),
     (

@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from kerasdojo.backend import keras as _keras
-from kerasdojo.networks import build, image_layout, is_image_space, nature_cnn_layers, small_cnn_layers, uses_nature_cnn
+from kerasdojo.networks import (
+    build,
+    chain,
+    image_layout,
+    is_image_space,
+    nature_cnn_layers,
+    small_cnn_layers,
+    uses_nature_cnn,
+)
 
 IMAGE_FEATURES = 256  # features of each image leaf's CNN in a nested observation (SB3's CombinedExtractor)
 
@@ -44,10 +52,7 @@ def encoded_inputs(spec: Any, cnn_dtype: str = "float32", flatten_images: bool =
             layers = [L.Flatten(name=f"{leaf.name}_flatten")]
             if leaf.dtype == np.uint8:
                 layers.insert(0, L.Rescaling(1.0, name=f"{leaf.name}_float"))
-        h = inp
-        for layer in layers:
-            h = layer(h)
-        parts.append(h)
+        parts.append(chain(inp, layers))
     features = parts[0] if len(parts) == 1 else L.Concatenate(name="features")(parts)
     return inputs, features
 
@@ -58,12 +63,7 @@ def build_nested(spec: Any, heads: dict[str, list[Any]], name: str, **encoder: A
     Sub-models for one head each are ``keras.Model(model.input, model.outputs[i])``."""
     keras = _keras()
     inputs, features = encoded_inputs(spec, **encoder)
-    outputs = []
-    for layers in heads.values():
-        h = features
-        for layer in layers:
-            h = layer(h)
-        outputs.append(h)
+    outputs = [chain(features, layers) for layers in heads.values()]
     model = keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=name)
     images = any(is_image_space(leaf.shape, leaf.dtype) for leaf in spec.leaves)
     if not images or encoder.get("flatten_images"):
@@ -90,7 +90,4 @@ def extend(model: Any, layers: list[Any], name: str) -> Any:
     keras = _keras()
     if isinstance(model, keras.Sequential):
         return build(model.input_shape[1:], [*model.layers, *layers], name, model.inputs[0].dtype)
-    h = model.output
-    for layer in layers:
-        h = layer(h)
-    return keras.Model(model.input, h, name=name)
+    return keras.Model(model.input, chain(model.output, layers), name=name)

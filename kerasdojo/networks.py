@@ -263,16 +263,15 @@ def build_shared(input_shape: Sequence[int], torso: list[Any], heads: dict[str, 
     each are ``keras.Model(model.input, model.get_layer(last).output)``."""
     keras = _keras()
     inp = keras.Input(tuple(input_shape), dtype=dtype, name="obs")
-    h = inp
-    for layer in torso:
+    h = chain(inp, torso)
+    return keras.Model(inp, [chain(h, layers) for layers in heads.values()], name="actor_critic")
+
+
+def chain(h: Any, layers: list[Any]) -> Any:
+    """``h`` through ``layers`` in turn (a functional model's tensors)."""
+    for layer in layers:
         h = layer(h)
-    outputs = []
-    for layers in heads.values():
-        o = h
-        for layer in layers:
-            o = layer(o)
-        outputs.append(o)
-    return keras.Model(inp, outputs, name="actor_critic")
+    return h
 
 
 # --------------------------------------------------------------------------- heads

@@ -83,11 +83,10 @@ class Categorical(ActionDistribution):
         return log_probs[np.arange(len(log_probs)), np.asarray(actions).reshape(-1)]
 
     def np_entropy(self, logits: np.ndarray) -> np.ndarray:
-        """Entropy ``-sum p log p`` per row, over the actions with ``p > 0`` (masked ones have none)."""
+        """Entropy ``-sum p log p`` per row (a masked action's ``p`` is exactly 0: it adds nothing)."""
         logits = logits - logits.max(axis=1, keepdims=True)
         log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        probs = np.exp(log_probs)
-        return -(probs * np.where(probs > 0, log_probs, 0.0)).sum(axis=1)
+        return -(np.exp(log_probs) * log_probs).sum(axis=1)
 
     def np_mode(self, logits: np.ndarray) -> np.ndarray:
         """The most likely actions, ``argmax(logits)``."""
@@ -107,8 +106,7 @@ class Categorical(ActionDistribution):
         tf = backend.tf()
         log_p = tf.nn.log_softmax(logits)
         logp = tf.gather(log_p, actions, batch_dims=1)
-        probs = tf.exp(log_p)
-        entropy = -tf.reduce_sum(probs * tf.where(probs > 0, log_p, tf.zeros_like(log_p)), axis=1)
+        entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=1)
         return logp, entropy
 
     def tf_log_prob(self, logits: Any, actions: Any) -> Any:
@@ -116,11 +114,10 @@ class Categorical(ActionDistribution):
         return self.tf_log_prob_entropy(logits, actions)[0]
 
     def tf_entropy(self, logits: Any) -> Any:
-        """Entropy ``-sum p log p`` per row, over the actions with ``p > 0`` (masked ones have none)."""
+        """Entropy ``-sum p log p`` per row (a masked action's ``p`` is exactly 0: it adds nothing)."""
         tf = backend.tf()
         log_p = tf.nn.log_softmax(logits)
-        probs = tf.exp(log_p)
-        return -tf.reduce_sum(probs * tf.where(probs > 0, log_p, tf.zeros_like(log_p)), axis=1)
+        return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=1)
 
     def tf_mode(self, logits: Any) -> Any:
         """The most likely actions (int32), ``argmax(logits)``."""

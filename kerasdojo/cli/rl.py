@@ -134,6 +134,10 @@ def agents(
         for agent in REGISTRY.values():
             table.add_row(agent.name, ", ".join(agent.action_spaces), agent.summary)
         out.print(table)
+        out.print(
+            "Observations: every agent takes Box, Discrete, MultiDiscrete, MultiBinary, and Dict/Tuple of them "
+            "(kerasdojo envs ENV shows what it sees). Invalid-action masks: ppo, a2c, dqn, random."
+        )
         out.print("Hyperparameters of one: kerasdojo agents ppo [--env CartPole-v1]")
         return
     from kerasdojo import config as config_mod

@@ -156,6 +156,7 @@ class VecEnv(EpisodeStats):
         self.mask_size = _mask_size(act_space)
         self.mask_source: str | None = None  # "info" (info["action_mask"]), "method" (action_masks()) or None
         self.action_mask: np.ndarray | None = None
+        self._mask_method: bool | None = None
         normalized = {lf.name: lf.shape for lf in spec.leaves if lf.normalizable} if spec.nested else {}
         if normalize_obs and (not normalized if spec.nested else self.obs_dtype == np.uint8):
             normalize_obs = False  # images are scaled by the network instead
@@ -207,10 +208,16 @@ class VecEnv(EpisodeStats):
         if self.mask_size:
             if "action_mask" in info:
                 self.mask_source = "info"
-            elif _has_method(self.env, "action_masks"):
+            elif self._has_mask_method():
                 self.mask_source = "method"
             self._read_mask(info)
         return self.obs
+
+    def _has_mask_method(self) -> bool:
+        """Whether the envs have ``action_masks()`` (asked once: AsyncVectorEnv's answer costs an env)."""
+        if self._mask_method is None:
+            self._mask_method = _has_method(self.env, "action_masks")
+        return self._mask_method
 
     def _read_mask(self, info: dict[str, Any]) -> None:
         """The legal actions of the observations just returned, one row per env (None without masks)."""

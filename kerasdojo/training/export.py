@@ -9,6 +9,7 @@ import numpy as np
 
 from kerasdojo import backend
 from kerasdojo.files import save_keras_model
+from kerasdojo.networks import chain
 
 
 def _norm_layers(rms: Any, normalizer: Any, prefix: str = "") -> list[Any]:
@@ -29,12 +30,6 @@ def _norm_layers(rms: Any, normalizer: Any, prefix: str = "") -> list[Any]:
     ]
 
 
-def _chain(h: Any, layers: list[Any]) -> Any:
-    for layer in layers:
-        h = layer(h)
-    return h
-
-
 def export_policy(agent: Any, normalizer: Any, path: Path) -> Path | None:
     """Save ``agent.policy_model()`` with the observation normalisation built in (None: the
     agent has no policy network, as the random agent). A nested observation's model keeps one
@@ -47,7 +42,7 @@ def export_policy(agent: Any, normalizer: Any, path: Path) -> Path | None:
         inputs = {t.name: keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in model.inputs}
         normed = dict(inputs)
         for name, rms in normalizer.leaf_rms.items():
-            normed[name] = _chain(inputs[name], _norm_layers(rms, normalizer, f"{name}_"))
+            normed[name] = chain(inputs[name], _norm_layers(rms, normalizer, f"{name}_"))
         return save_keras_model(keras.Model(inputs, model(normed), name="policy"), path)
     layers = _norm_layers(normalizer.obs_rms, normalizer) if normalizer.norm_obs else []
     dtype = model.inputs[0].dtype  # uint8 for frames: the model scales them itself
@@ -57,7 +52,7 @@ def export_policy(agent: Any, normalizer: Any, path: Path) -> Path | None:
         )
     elif layers:
         inp = keras.Input(model.input_shape[1:], dtype=dtype)
-        export = keras.Model(inp, model(_chain(inp, layers)), name="policy")
+        export = keras.Model(inp, model(chain(inp, layers)), name="policy")
     else:  # a functional policy (the policy head of a shared CNN, a nested observation's), saved as it is
         export = model
     return save_keras_model(export, path)

@@ -767,8 +767,9 @@ def test_masked_categorical(tf: Any) -> None:
         np.testing.assert_allclose(ent, alone.np_entropy(np.tile(raw[legal], (4, 1))), rtol=1e-6)
         np.testing.assert_allclose(ent, alone.tf_entropy(np.tile(raw[legal], (4, 1))), rtol=1e-6)
     assert dist.np_log_prob(logits[:1], [3])[0] < -1e7
-    # Gradients: none to the masked logits, finite, even where the mask is -inf (float16 rounds -1e8 to it).
-    for dtype in (tf.float32, tf.float16):
+    # Gradients: none to the masked logits, finite, in the dtypes policies compute logits in (float32, and
+    # bfloat16 under mixed_bfloat16: -1e8 stays finite in both, so p = 0 exactly and p log p = 0).
+    for dtype in (tf.float32, tf.bfloat16):
         variable = tf.Variable(tf.constant(raw[None], dtype))
         with tf.GradientTape() as tape:
             masked = tf_mask_logits(variable, mask[None])
@@ -776,7 +777,7 @@ def test_masked_categorical(tf: Any) -> None:
             loss = tf.reduce_sum(logp + 0.5 * ent)
         grad = tape.gradient(loss, variable).numpy()
         assert np.isfinite(ent.numpy()).all() and np.isfinite(grad).all() and (grad[0, ~mask] == 0).all()
-        np.testing.assert_allclose(ent.numpy().astype(np.float32), alone.np_entropy(raw[None, legal]), rtol=2e-3)
+        np.testing.assert_allclose(ent.numpy().astype(np.float32), alone.np_entropy(raw[None, legal]), rtol=2e-2)
 
 
 def test_masked_multi_categorical(tf: Any) -> None:
