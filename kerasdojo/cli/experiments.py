@@ -193,7 +193,7 @@ def tune(
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     study_name = study or f"{env}__{name}"
     if ray:
-        from kerasdojo.experiments.bench import connect_ray
+        from kerasdojo.experiments.ray_join import connect_ray
 
         connect_ray(ray)
     opened = tune_mod.open_study(url, study_name, env, name, steps)

@@ -3,10 +3,12 @@
 Each seed is a normal run directory inside the experiment folder (``--out``), trained
 by :func:`kerasdojo.training.session.start` in a worker process (``--workers``, each
 with its share of the cores for TensorFlow's thread pools) or, with ``--ray``, as a
-Ray task. Running ``bench`` again on the same folder skips the seeds that finished,
-resumes those with a checkpoint and starts the rest. At the end: a table per seed,
-mean, IQM and 95% bootstrap CI of the final evaluations, ``summary.json``,
-``summary.md`` and ``curves.png``.
+Ray task; each run directory records the node that trained it (``node.json``). Running
+``bench`` again on the same folder skips the seeds that finished, resumes those with a
+checkpoint and starts the rest. At the end: a table per seed, mean, IQM and 95%
+bootstrap CI of the final evaluations, ``summary.json``, ``summary.md`` and ``curves.png``.
+A cluster joins with the credentials the ``ray`` command uses (``RAY_AUTH_MODE``,
+``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``); a refusal is one line, not Ray's warnings.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from kerasdojo.errors import DojoError
+from kerasdojo.experiments.ray_join import connect_ray
 from kerasdojo.files import read_json
 
 EXPERIMENT = "experiment.json"
+NODE = "node.json"  # in each run directory: where the seed trained
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +101,20 @@ def limit_threads(threads: int | None) -> None:
         pass
 
 
+def node_info(on_ray: bool) -> dict[str, Any]:
+    """The machine this process runs on: in a Ray task, its Ray node id and IP address (two nodes on
+    one machine share the IP, not the id); in a local worker, ``local``. The host name in both."""
+    import socket
+
+    host = socket.gethostname()
+    if on_ray:
+        import ray
+
+        node_id, ip = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+        return {"node": node_id, "node_ip": ip, "host": host}
+    return {"node": "local", "node_ip": None, "host": host}
+
+
 def seed_run(out: Path, seed: int) -> Path | None:
     """The run directory of ``seed`` in an experiment folder, if there is one."""
     found = sorted(p for p in out.glob(f"*__s{seed}__*") if (p / "config.json").is_file())
@@ -133,6 +151,8 @@ def train_seed(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
             native=job["native"],
         )
         session = start(spec, out)
+    # Where this seed trains, for the summary's node column (the last node, when it resumed elsewhere).
+    session.run.write_json(NODE, node_info(bool(job.get("ray"))))
     last = [0.0]
 
     def report(state: Any, ep_rew_mean: float) -> None:
@@ -288,42 +308,6 @@ def jobs_of(spec: BenchSpec) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- Ray
 
 
-def connect_ray(address: str | None, timeout: float = 10.0) -> Any:
-    """Start a local Ray (``address`` None or ``local``) or join a cluster (``auto``, ``HOST:PORT``,
-    ``ray://HOST:PORT``); a DojoError within ``timeout`` seconds when nothing answers."""
-    try:
-        import ray
-    except ImportError:
-        raise DojoError("--ray needs Ray, which is not installed", hint="pip install 'kerasdojo[ray]'") from None
-    if ray.is_initialized():
-        return ray
-    if address not in (None, "", "local", "auto"):
-        import socket
-
-        hostport = address.removeprefix("ray://")
-        host, _, port = hostport.rpartition(":")
-        if not host or not port.isdigit():
-            raise DojoError(f"--ray takes auto, HOST:PORT or ray://HOST:PORT. Received: {address!r}")
-        try:
-            with socket.create_connection((host, int(port)), timeout=timeout):
-                pass
-        except OSError as exc:
-            raise DojoError(
-                f"No Ray cluster answers at {address} ({exc.strerror or exc})",
-                hint="start one with: ray start --head (it prints the address), or drop the address for a local Ray",
-            ) from None
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    try:
-        if address in (None, "", "local"):
-            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
-        else:
-            # Ray copies nothing to the cluster: its nodes need kerasdojo installed (see the Dockerfile).
-            ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise DojoError(f"Could not join the Ray cluster at {address}: {exc}".splitlines()[0]) from None
-    return ray
-
-
 def run_ray(
     jobs: list[dict[str, Any]], address: str | None, on_progress: Callable[[tuple], None] | None
 ) -> list[dict[str, Any]]:
@@ -340,7 +324,7 @@ def run_ray(
             on_progress(q.get_nowait())
 
     task = ray.remote(num_cpus=1)(train_seed)
-    pending = [task.remote({**job, "threads": 1}, q) for job in jobs]
+    pending = [task.remote({**job, "threads": 1, "ray": True}, q) for job in jobs]
     results: list[dict[str, Any]] = []
     try:
         while pending:

@@ -1,6 +1,6 @@
-"""The summary of a bench folder: a table per seed, mean, IQM and 95% bootstrap CI of the
-final evaluations, steps to the env's reward threshold, ``summary.json``, ``summary.md``
-and ``curves.png``."""
+"""The summary of a bench folder: a table per seed (with the node that trained it), mean, IQM
+and 95% bootstrap CI of the final evaluations, steps to the env's reward threshold,
+``summary.json``, ``summary.md`` and ``curves.png``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kerasdojo.errors import DojoError
-from kerasdojo.experiments.bench import EXPERIMENT, finished, read_marker, seed_run
+from kerasdojo.experiments.bench import EXPERIMENT, NODE, finished, read_marker, seed_run
 from kerasdojo.files import read_json
 
 
@@ -26,8 +26,9 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
     rows, curves = [], []
     for seed in seeds:
         run = seed_run(out, seed)
+        where = node_of(run)
         if run is None or not finished(run):
-            rows.append({"seed": seed, "run": str(run) if run else None, "finished": False})
+            rows.append({"seed": seed, "run": str(run) if run else None, "finished": False, **where})
             continue
         result = read_json(run / "eval.json")
         if not isinstance(result, dict) or not isinstance(result.get("mean_reward"), (int, float)):
@@ -54,6 +55,7 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
                 "steps": steps,
                 "train_seconds": seconds,
                 "steps_per_s": steps / max(seconds, 1e-9),
+                **where,
             }
         )
         curves.append(curves_mod.read_curve(run))
@@ -68,6 +70,8 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
         "iqm_ci95": list(curves_mod.bootstrap_ci(finals)) if finals else None,
         "reached_threshold": sum(r.get("steps_to_threshold") is not None for r in rows),
         "threshold": threshold,
+        # Which seeds each node trained: the work's spread over a Ray cluster at a glance.
+        "nodes": _seeds_by_node(rows),
     }
     summary = {"env_id": env_id, "agent": agent, "seeds": rows, "aggregate": aggregate}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -83,6 +87,34 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
     return summary
 
 
+def node_of(run: Path | None) -> dict[str, Any]:
+    """``node`` (a Ray node id, or ``local``), ``node_ip`` and ``host`` from the run's node.json;
+    None for runs trained before kerasdojo recorded them."""
+    info = read_json(run / NODE) if run is not None and (run / NODE).is_file() else {}
+    if not isinstance(info, dict):
+        info = {}
+    return {key: info.get(key) for key in ("node", "node_ip", "host")}
+
+
+def node_label(row: dict[str, Any]) -> str:
+    """A short name for the table: ``local``, or a Ray node's IP and the first 8 digits of its id
+    (nodes on one machine share the IP)."""
+    node = row.get("node")
+    if node is None:
+        return "-"
+    if node == "local":
+        return "local"
+    return f"{row.get('node_ip') or '?'} {node[:8]}"
+
+
+def _seeds_by_node(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+    spread: dict[str, list[int]] = {}
+    for r in rows:
+        if r.get("node") is not None:
+            spread.setdefault(node_label(r), []).append(r["seed"])
+    return spread
+
+
 def _fmt(v: Any, spec: str = ",.1f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -92,16 +124,16 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# {summary['agent']} on {summary['env_id']}",
         "",
-        "| seed | final eval | best eval | steps to goal | steps | steps/s |",
-        "|---|---|---|---|---|---|",
+        "| seed | final eval | best eval | steps to goal | steps | steps/s | node |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in summary["seeds"]:
         if not r["finished"]:
-            lines.append(f"| {r['seed']} | unfinished | | | | |")
+            lines.append(f"| {r['seed']} | unfinished | | | | | {node_label(r)} |")
             continue
         lines.append(
             f"| {r['seed']} | {_fmt(r['final_eval'])} | {_fmt(r['best_eval'])} | "
-            f"{_fmt(r['steps_to_threshold'], ',')} | {r['steps']:,} | {r['steps_per_s']:,.0f} |"
+            f"{_fmt(r['steps_to_threshold'], ',')} | {r['steps']:,} | {r['steps_per_s']:,.0f} | {node_label(r)} |"
         )
     if agg["seeds_finished"]:
         lo, hi = agg["iqm_ci95"]

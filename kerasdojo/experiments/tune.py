@@ -319,7 +319,7 @@ def run_workers(jobs: list[dict[str, Any]], ray_address: str | None, poll: Calla
     import time
 
     if ray_address:
-        from kerasdojo.experiments.bench import connect_ray
+        from kerasdojo.experiments.ray_join import connect_ray
 
         ray = connect_ray(ray_address)
         task = ray.remote(num_cpus=1)(worker)
