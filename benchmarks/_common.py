@@ -168,15 +168,22 @@ def sb3_learn(
     final_episodes: int,
     eval_seed: int,
     final_seed: int,
+    evaluate=None,
 ) -> dict:
-    """``model.learn(total)`` with an evaluation every ``eval_every`` steps through :func:`vector_eval`,
-    reporting the same figures as :func:`kerasdojo_run` (training seconds exclude evaluation)."""
+    """``model.learn(total)`` with an evaluation every ``eval_every`` steps (0: none) through
+    :func:`vector_eval`, or ``evaluate(episodes, seed) -> (mean, std)`` when given, reporting the
+    same figures as :func:`kerasdojo_run` (training seconds exclude evaluation)."""
     import time
 
     from stable_baselines3.common.callbacks import BaseCallback
 
     def predict(obs):
         return model.predict(obs, deterministic=True)[0]
+
+    if evaluate is None:
+
+        def evaluate(episodes: int, seed_: int) -> tuple[float, float]:
+            return vector_eval(env_id, predict, episodes, seed_)
 
     class Evaluate(BaseCallback):
         def __init__(self) -> None:
@@ -189,10 +196,10 @@ def sb3_learn(
             self.start = learn_start
 
         def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_eval:
+            if eval_every and self.num_timesteps >= self.next_eval:
                 t0 = time.perf_counter()
                 trained = t0 - self.start - self.eval_seconds  # training seconds so far
-                mean, _ = vector_eval(env_id, predict, eval_episodes, eval_seed + seed)
+                mean, _ = evaluate(eval_episodes, eval_seed + seed)
                 self.evals.append(mean)
                 self.eval_seconds += time.perf_counter() - t0
                 if mean >= threshold and self.solve_step is None:
@@ -204,7 +211,7 @@ def sb3_learn(
     learn_start = time.perf_counter()
     model.learn(total, callback=callback)
     train_seconds = time.perf_counter() - learn_start - callback.eval_seconds
-    final_mean, final_std = vector_eval(env_id, predict, final_episodes, final_seed)
+    final_mean, final_std = evaluate(final_episodes, final_seed)
     return {
         "steps": int(model.num_timesteps),
         "train_seconds": train_seconds,

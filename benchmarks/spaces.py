@@ -71,7 +71,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,6 +88,7 @@ from _common import (  # noqa: E402
     median,
     median_solve,
     run_worker,
+    sb3_learn,
     today,
     update_section,
     versions,
@@ -214,7 +214,6 @@ def peer_evaluate(model: Any, make_env: Callable[[], Any], episodes: int, seed: 
 def peer_worker(lib: str, pair: str, seed: int, steps: int, evals: int, final_episodes: int) -> dict:
     """Train the peer of ``pair`` and report as ``_common.kerasdojo_run`` does."""
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -246,40 +245,9 @@ def peer_worker(lib: str, pair: str, seed: int, steps: int, evals: int, final_ep
             if norm is not None:
                 norm.training = True
 
-    class Evaluate(BaseCallback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.next_eval, self.eval_seconds = every, 0.0
-            self.solve_step = self.solve_seconds = None
-            self.evals: list[float] = []
-
-        def _on_step(self) -> bool:
-            if every and self.num_timesteps >= self.next_eval:
-                t0 = time.perf_counter()
-                trained = t0 - learn_start - self.eval_seconds
-                mean, _ = evaluate(EVAL_EPISODES, EVAL_SEED + seed)
-                self.evals.append(mean)
-                self.eval_seconds += time.perf_counter() - t0
-                if mean >= spec["goal"] and self.solve_step is None:
-                    self.solve_step, self.solve_seconds = self.num_timesteps, trained
-                self.next_eval = (self.num_timesteps // every + 1) * every
-            return True
-
-    callback = Evaluate()
-    learn_start = time.perf_counter()
-    model.learn(steps, callback=callback)
-    train_seconds = time.perf_counter() - learn_start - callback.eval_seconds
-    final_mean, final_std = evaluate(final_episodes, EVAL_SEED + 1)
-    return {
-        "steps": int(model.num_timesteps),
-        "train_seconds": train_seconds,
-        "fps": model.num_timesteps / train_seconds,
-        "solve_step": callback.solve_step,
-        "solve_seconds": callback.solve_seconds,
-        "final_mean": final_mean,
-        "final_std": final_std,
-        "evals": callback.evals,
-    }
+    return sb3_learn(
+        model, "", steps, seed, every, EVAL_EPISODES, spec["goal"], final_episodes, EVAL_SEED, EVAL_SEED + 1, evaluate
+    )
 
 
 # --------------------------------------------------------------------------- kerasdojo side
