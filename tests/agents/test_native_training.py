@@ -72,6 +72,7 @@ def test_native_run_is_a_whole_run_traced_once(runs_dir, agent: str) -> None:
     assert evaluate_run(run, episodes=2).result.episodes == 2
 
 
+@pytest.mark.slow  # long end to end (pytest -m "not slow" stays under 5 minutes)
 def test_same_seed_same_curve(runs_dir) -> None:
     runs = [start(spec("CartPole-v1", "ppo", 1024, seed=5), runs_dir / str(i)).train().run_dir for i in "ab"]
     assert curve(runs[0]) == curve(runs[1])
@@ -79,7 +80,7 @@ def test_same_seed_same_curve(runs_dir) -> None:
     assert curve(other) != curve(runs[0])
 
 
-@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+@pytest.mark.parametrize("agent", ["ppo", pytest.param("dqn", marks=pytest.mark.slow)])
 def test_native_resume_continues_the_curve(runs_dir, agent: str) -> None:
     session = start(spec("CartPole-v1", agent, 2048, seed=3), runs_dir)
     press_ctrl_c_at(session, 900)

@@ -83,7 +83,7 @@ def _policy_matches_act(run) -> None:
         np.testing.assert_allclose(out, greedy, atol=1e-5)
 
 
-@pytest.mark.parametrize("agent", list(NESTED_ENVS))
+@pytest.mark.parametrize("agent", [a if a == "ppo" else pytest.param(a, marks=pytest.mark.slow) for a in NESTED_ENVS])
 def test_every_agent_trains_evaluates_and_exports_on_nested_observations(runs_dir, agent) -> None:
     run = train(runs_dir, NESTED_ENVS[agent], agent, 256)
     assert (run / "policy.keras").exists() and (run / "eval.json").exists()
@@ -139,7 +139,7 @@ def test_a_mask_of_the_wrong_length_is_a_one_line_error(runs_dir) -> None:
     "env, width",
     [("tests.envs.spaces:MultiDiscreteEnv", 6), ("tests.envs.spaces:MultiBinaryEnv", 4)],
 )
-@pytest.mark.parametrize("agent", ["ppo", "a2c"])
+@pytest.mark.parametrize("agent", ["ppo", pytest.param("a2c", marks=pytest.mark.slow)])
 def test_multi_discrete_and_multi_binary_policies_return_logits_per_part(runs_dir, env, width, agent) -> None:
     import keras
 

@@ -44,6 +44,7 @@ def per_seed(out) -> dict[int, dict]:
     return {r["seed"]: r for r in json.loads((out / "summary.json").read_text())["seeds"]}
 
 
+@pytest.mark.slow  # long end to end (pytest -m "not slow" stays under 5 minutes)
 def test_bench_trains_seeds_as_runs_and_summarises(tmp_path) -> None:
     out = tmp_path / "exp"
     result = bench(out, "--seeds", "2", "--workers", "2")
@@ -144,6 +145,7 @@ def test_bad_input_is_one_line(tmp_path, args, message) -> None:
     assert result.exit_code == 2 and message in result.output, result.output
 
 
+@pytest.mark.slow  # long end to end (pytest -m "not slow" stays under 5 minutes)
 def test_bench_refuses_a_folder_of_other_settings_and_a_dead_ray_address(tmp_path) -> None:
     out = tmp_path / "exp"
     assert bench(out, "--seeds", "1").exit_code == 0
