@@ -52,19 +52,23 @@ def digit_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
+def write_idx_folder(folder: Path, n_train: int, n_test: int) -> Path:
+    """The four MNIST IDX files (gzipped) of synthetic digits in a new ``folder``."""
+    from kerasdojo.supervised.data import write_idx
+
+    folder.mkdir()
+    x, y = digit_images(n_train + n_test)
+    write_idx(folder / "train-images-idx3-ubyte.gz", x[:n_train])
+    write_idx(folder / "train-labels-idx1-ubyte.gz", y[:n_train].astype(np.uint8))
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", x[n_train:])
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", y[n_train:].astype(np.uint8))
+    return folder
+
+
 @pytest.fixture
 def idx_folder(tmp_path: Path) -> Path:
     """A folder with the four MNIST IDX files (gzipped), 600 train and 200 test images."""
-    from kerasdojo.supervised.data import write_idx
-
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    x, y = digit_images(800)
-    write_idx(folder / "train-images-idx3-ubyte.gz", x[:600])
-    write_idx(folder / "train-labels-idx1-ubyte.gz", y[:600].astype(np.uint8))
-    write_idx(folder / "t10k-images-idx3-ubyte.gz", x[600:])
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", y[600:].astype(np.uint8))
-    return folder
+    return write_idx_folder(tmp_path / "idx", 600, 200)
 
 
 def write_digits_folder(root: Path, n_train: int, n_test: int, seed: int, gray_too: bool = False) -> Path:

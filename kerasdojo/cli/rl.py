@@ -44,6 +44,7 @@ def info() -> None:
         ("NumPy", numpy.__version__),
         ("Platform", f"{platform.system()} {platform.machine()}"),
         ("Built with CUDA", str(tf.test.is_built_with_cuda())),
+        ("kerasdojo export", _export_formats()),
     ):
         table.add_row(name, version)
     out.print(table)
@@ -63,6 +64,20 @@ def info() -> None:
         f"bfloat16: {why}, so Nature-CNN updates run in "
         f"{'mixed_bfloat16' if native else 'float32'} by default (--set precision=...)."
     )
+
+
+def _export_formats() -> str:
+    """Which export formats this installation can write and check."""
+    from kerasdojo import portable
+
+    ready, missing = [], []
+    for fmt in portable.FORMATS:
+        try:
+            portable.require(fmt)
+            ready.append(fmt)
+        except DojoError:
+            missing.append(fmt)
+    return ", ".join(ready) + (f" ({', '.join(missing)}: pip install 'kerasdojo[export]')" if missing else "")
 
 
 @app.command()
@@ -275,12 +290,29 @@ def evaluate(
         ),
     ] = None,
     best: Annotated[bool, typer.Option("--best", help="Use the agent of the best evaluation during training.")] = False,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Play an exported policy (.onnx, .tflite or a SavedModel folder from kerasdojo export) "
+            "through its own runtime instead of the run's agent.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a trained agent from its run directory alone; prints mean ± std return."""
-    from kerasdojo.training.session import evaluate_run
-
     greedy = None if stochastic is None else not stochastic
-    done = evaluate_run(run_dir, episodes, seed, video=video, render=render, deterministic=greedy, best=best, warn=warn)
+    if policy is not None:
+        from kerasdojo.training.exported import evaluate_policy_file
+
+        if best:
+            raise DojoError("--best and --policy both choose what plays: give one")
+        done = evaluate_policy_file(run_dir, policy, episodes, seed, video=video, render=render, deterministic=greedy)
+    else:
+        from kerasdojo.training.session import evaluate_run
+
+        done = evaluate_run(
+            run_dir, episodes, seed, video=video, render=render, deterministic=greedy, best=best, warn=warn
+        )
     r = done.result
     out = console()
     out.print(
@@ -290,3 +322,46 @@ def evaluate(
     )
     if done.video:
         out.print(f"Video: {done.video}")
+
+
+class ExportFormat(str, Enum):
+    saved_model = "saved_model"
+    onnx = "onnx"
+    litert = "litert"
+
+
+@app.command(name="export", no_args_is_help=True)
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (RL, or a supervised mnist, digits or xor run).")],
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="saved_model (a folder), onnx (.onnx) or litert (.tflite).")
+    ],
+    best: Annotated[bool, typer.Option("--best", help="Export best_policy.keras (the best evaluation).")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where to write it. Default: beside the Keras file in the run.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+) -> None:
+    """Export a run's policy.keras (or a supervised model.keras) and check it in its own runtime.
+
+    The exported model takes the same inputs ("obs", or one per observation leaf) and returns
+    what policy.keras returns. Before it is kept, it runs in its own runtime (tf.saved_model,
+    ONNX Runtime, LiteRT) on 1,000 observations of the run's environment (a supervised run's test
+    images) and must match policy.keras within 1e-4 with the same greedy actions on all of them."""
+    from kerasdojo import portable
+    from kerasdojo.training.exported import export_run
+
+    out_ = console()
+    with out_.status(f"Exporting to {fmt.value} and checking it in {portable.RUNTIME[fmt.value]} ..."):
+        done = export_run(run_dir, fmt.value, best=best, out=out, force=force)
+    size = f"{done.bytes / 1e6:.2f} MB" if done.bytes >= 1e5 else f"{done.bytes / 1e3:.1f} KB"
+    out_.print(f"Exported {done.source} -> {done.path} ({size}, {done.seconds:.1f} s)", highlight=False)
+    ties = f" ({done.ties} ties within the tolerance)" if done.ties else ""
+    out_.print(
+        f"Checked in {portable.RUNTIME[done.fmt]} on {done.on}: outputs within {done.max_error:.1e} of "
+        f"{done.source.name} (tolerance {done.tolerance:g}), same greedy choice on {done.agreed:,} of "
+        f"{done.checked:,}{ties}",
+        highlight=False,
+    )
+    if (Path(run_dir) / "config.json").is_file() and done.source.name.endswith("policy.keras"):
+        out_.print(f"Play it: kerasdojo eval {run_dir} --policy {done.path}", highlight=False)

@@ -78,3 +78,36 @@ def predict(run_dir: Path, images: list[Path]) -> Iterator[tuple[Path, int, floa
         raise DojoError(f"{model_path} cannot be loaded ({type(exc).__name__}: {exc})") from None
     labels, confidence = predict_labels(model, batch)
     yield from zip(images, (int(v) for v in labels), (float(c) for c in confidence), strict=True)
+
+
+def check_inputs(run: Run, n: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """Up to ``n`` inputs for checking an exported copy of a supervised run's ``model.keras``, as
+    the model takes them, and where they come from: the run's test images (its training images
+    when it had none) where its data is still there, the four XOR points and random points in
+    the unit square for XOR, random images otherwise (never a download)."""
+    from kerasdojo.supervised.fit import to_inputs
+
+    config = run.config
+    task = config.get("task")
+    rng = np.random.default_rng(seed)
+    if task == "xor":
+        from kerasdojo.supervised.xor import X
+
+        points = np.concatenate([X, rng.uniform(0, 1, (max(n - len(X), 0), 2)).astype(np.float32)])
+        return points[:n], "the 4 XOR points and random points in the unit square"
+    where = config.get("data")
+    try:
+        if task == "digits" and where and Path(where).is_dir():
+            found = folder.load_digits_folder(where, config.get("images"))
+        elif task == "mnist" and where and Path(where).exists():
+            found = data.load_dataset(config.get("dataset", "mnist"), where)
+        else:
+            found = None
+    except DojoError:
+        found = None
+    if found is None:
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        return to_inputs(images), f"{n:,} random images (the run's data is not at {where or 'a local path'})"
+    split = found.test if found.test is not None and len(found.test.x) else found.train
+    name = "test" if split is found.test else "training"
+    return to_inputs(split.x[:n]), f"{min(n, len(split.x)):,} of the run's {name} images"

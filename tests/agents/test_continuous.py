@@ -126,8 +126,13 @@ def test_update_is_traced_once(agent) -> None:
 @pytest.mark.parametrize(
     "agent,env_id,extra",
     [
-        ("sac", "Pendulum-v1", {}),
-        ("td3", "MountainCarContinuous-v0", {"noise_type": "ornstein-uhlenbeck", "noise_std": 0.5}),
+        pytest.param("sac", "Pendulum-v1", {}, marks=pytest.mark.slow),
+        pytest.param(
+            "td3",
+            "MountainCarContinuous-v0",
+            {"noise_type": "ornstein-uhlenbeck", "noise_std": 0.5},
+            marks=pytest.mark.slow,
+        ),
         ("a2c", "CartPole-v1", {"n_steps": 8}),
     ],
 )

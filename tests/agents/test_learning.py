@@ -45,21 +45,23 @@ def test_pendulum_ppo_clearly_beats_random(runs_dir) -> None:
 
 @pytest.mark.parametrize("agent", ["sac", "td3"])
 def test_pendulum_off_policy_preset_reaches_minus_250(runs_dir, agent) -> None:
-    """RL Zoo's Pendulum-v1 presets (20,000 steps; TD3 explores at random for the first 10,000)."""
-    spec = TrainSpec("Pendulum-v1", agent, seed=0, eval_every=2000, eval_episodes=10, save_every=0)
+    """RL Zoo's Pendulum-v1 presets (20,000 steps; TD3 explores at random for the first 10,000).
+    SAC's budget is cut to 10,000 steps to keep CI short (seed 0 passes -250 by about 6,000)."""
+    steps = 10_000 if agent == "sac" else 20_000
+    spec = TrainSpec("Pendulum-v1", agent, seed=0, total_steps=steps, eval_every=2000, eval_episodes=10, save_every=0)
     session = start(spec, runs_dir)
     session.train()
     result = json.loads((session.run.path / "eval.json").read_text())
-    assert result["step"] == 20_000
+    assert result["step"] == steps
     assert result["best_mean_reward"] >= -250, result
     assert result["mean_reward"] >= -400, result  # and the final agent has not fallen apart
 
 
 def test_cartpole_a2c_preset_reaches_475(runs_dir) -> None:
-    """RL Zoo's A2C CartPole-v1 preset; its 500,000-step budget cut to 200,000 to keep CI short
+    """RL Zoo's A2C CartPole-v1 preset; its 500,000-step budget cut to 100,000 to keep CI short
     (the seed reaches 500 after about 60,000 steps)."""
     spec = TrainSpec(
-        "CartPole-v1", "a2c", seed=0, total_steps=200_000, eval_every=10_000, eval_episodes=20, save_every=0
+        "CartPole-v1", "a2c", seed=0, total_steps=100_000, eval_every=10_000, eval_episodes=20, save_every=0
     )
     session = start(spec, runs_dir)
     session.train()
