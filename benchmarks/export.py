@@ -86,7 +86,8 @@ def measure(case: str, root: Path) -> list[list[str]]:
     import numpy as np
 
     from kerasdojo import portable
-    from kerasdojo.training.exported import export_run, keras_forward
+    from kerasdojo.training.exported import export_run
+    from kerasdojo.training.policy_actor import keras_forward
 
     run = make_run(case, root / case)
     source = run / ("model.keras" if case == "mnist" else "policy.keras")

@@ -125,17 +125,29 @@ def write(model: Any, fmt: str, path: Path) -> Path:
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), quiet_stderr(), constants_in_graph(model):
         warnings.simplefilter("ignore")
-        model.export(str(path), format=KERAS_FORMAT[fmt], input_signature=_signature(model), verbose=False)
+        try:
+            model.export(str(path), format=KERAS_FORMAT[fmt], input_signature=_signature(model), verbose=False)
+        except Exception as exc:  # an op the converter lacks, a disk error: one line, the converter's words
+            raise DojoError(f"Keras could not export the model to {fmt}: {first_line(exc)}") from None
     if not path.exists():
         raise DojoError(f"Keras wrote no {fmt} file at {path}")
     return path
 
 
-def remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+def replace(new: Path, old: Path) -> None:
+    """Put ``new`` where ``old`` is: a file in one atomic rename; a folder (a SavedModel) by
+    moving the old one aside first, so that either the old or the new is there at any time."""
+    if not (old.is_dir() and not old.is_symlink()):
+        os.replace(new, old)
+        return
+    aside = old.with_name(f".{old.name}.replaced-{os.getpid()}")
+    os.replace(old, aside)
+    try:
+        os.replace(new, old)
+    except OSError:
+        os.replace(aside, old)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 class Runtime:
@@ -227,9 +239,13 @@ def load(path: str | Path) -> Runtime:
         return RUNTIMES[fmt](path)
     except DojoError:
         raise
-    except Exception as e:  # a damaged or foreign file: the runtime's own message, on one line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DojoError(f"{RUNTIME[fmt]} cannot load {path}: {first}") from None
+    except Exception as exc:  # a damaged or foreign file: the runtime's own message, on one line
+        raise DojoError(f"{RUNTIME[fmt]} cannot load {path}: {first_line(exc)}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def batched(runtime: Any, inputs: dict[str, np.ndarray], batch: int = 256) -> np.ndarray:

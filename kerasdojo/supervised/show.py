@@ -101,6 +101,8 @@ def check_inputs(run: Run, n: int, seed: int = 0) -> tuple[np.ndarray, str]:
             found = folder.load_digits_folder(where, config.get("images"))
         elif task == "mnist" and where and Path(where).exists():
             found = data.load_dataset(config.get("dataset", "mnist"), where)
+        elif task == "mnist" and not where and _in_keras_cache(config.get("dataset", "mnist")):
+            found = data.load_dataset(config.get("dataset", "mnist"))  # Keras's own copy: no download
         else:
             found = None
     except DojoError:
@@ -111,3 +113,11 @@ def check_inputs(run: Run, n: int, seed: int = 0) -> tuple[np.ndarray, str]:
     split = found.test if found.test is not None and len(found.test.x) else found.train
     name = "test" if split is found.test else "training"
     return to_inputs(split.x[:n]), f"{min(n, len(split.x)):,} of the run's {name} images"
+
+
+def _in_keras_cache(dataset: str) -> bool:
+    """Whether Keras's loader has ``dataset`` on disk already (so loading it downloads nothing)."""
+    import os
+
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    return (cache / ("mnist.npz" if dataset == "mnist" else "fashion-mnist")).exists()

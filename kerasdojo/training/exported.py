@@ -16,7 +16,6 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from kerasdojo.errors import DojoError
 from kerasdojo.files import is_zip
 from kerasdojo.runs import Run
 from kerasdojo.training.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
+from kerasdojo.training.policy_actor import PolicyActor, decisions, feed, keras_forward
 from kerasdojo.training.recording import record_episode
 from kerasdojo.training.spec import greedy_evaluation, open_run
 from kerasdojo.training.stored import RunEvaluation
@@ -36,7 +36,6 @@ from kerasdojo.training.stored import RunEvaluation
 TOLERANCE = 1e-4
 CHECK_OBSERVATIONS = 1000
 EXPLORE = 0.25  # share of random actions while collecting the check's observations
-SAMPLING_AGENTS = ("ppo", "a2c")  # their policy.keras returns logits that one may sample from
 SUPERVISED = ("mnist", "digits", "xor")
 
 
@@ -55,87 +54,6 @@ class Exported:
     ties: int
     bytes: int
     seconds: float
-
-
-# --------------------------------------------------------------------------- acting from outputs
-
-
-def decisions(out: np.ndarray, space: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """Greedy choices from a model's outputs and how far each lies from changing (the gap between
-    the best and the runner-up, or from the threshold), or None for continuous outputs."""
-    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
-        sizes = [int(space.n)] if isinstance(space, spaces.Discrete) else np.asarray(space.nvec).reshape(-1).tolist()
-        picks, gaps = [], []
-        for part in np.split(out, np.cumsum(sizes)[:-1], axis=1):
-            top = np.sort(part, axis=1)
-            picks.append(part.argmax(1))
-            gaps.append(top[:, -1] - top[:, -2] if part.shape[1] > 1 else np.full(len(part), np.inf))
-        return np.stack(picks, 1), np.stack(gaps, 1)
-    if isinstance(space, spaces.MultiBinary):
-        return (out > 0).astype(np.int8), np.abs(out)
-    if space == "labels":  # a classifier: softmax probabilities, or one sigmoid probability
-        if out.shape[1] == 1:
-            return (out > 0.5).astype(np.int8), np.abs(out - 0.5)
-        return decisions(out, spaces.Discrete(out.shape[1]))
-    return None
-
-
-def actions_from(out: np.ndarray, space: Any, mask: np.ndarray | None = None, rng: Any = None) -> np.ndarray:
-    """Actions from a policy's outputs as kerasdojo's agents take them from ``policy.keras``:
-    the argmax of logits or Q values (per part for MultiDiscrete, over legal actions where
-    ``mask`` says), logits above 0 for MultiBinary, the output clipped to a Box's bounds. With
-    ``rng``, sampled from the logits instead (Gumbel-max; Bernoulli bits)."""
-    n = len(out)
-    if isinstance(space, spaces.Box):
-        return np.clip(out.reshape(n, *space.shape), space.low, space.high).astype(np.float32)
-    if isinstance(space, spaces.MultiBinary):
-        if rng is not None:
-            return (rng.random(out.shape) < 1.0 / (1.0 + np.exp(-out))).astype(np.int8).reshape(n, *space.shape)
-        return (out > 0).astype(np.int8).reshape(n, *space.shape)
-    if mask is not None:
-        out = np.where(mask.reshape(out.shape), out, -np.inf)
-    if rng is not None:
-        out = out + rng.gumbel(size=out.shape)
-    picks = decisions(out, space)[0]
-    return picks[:, 0] if isinstance(space, spaces.Discrete) else picks.reshape(n, *space.shape)
-
-
-def feed(obs: Any) -> dict[str, np.ndarray]:
-    """Observations as an exported model's named inputs: ``obs``, or one per leaf."""
-    return dict(obs) if isinstance(obs, dict) else {portable.SINGLE_INPUT: obs}
-
-
-class PolicyActor:
-    """An agent made of a policy's forward pass alone (an exported file in its runtime, or the
-    Keras model): ``act(obs, deterministic, mask)`` as kerasdojo's agents have it."""
-
-    def __init__(self, forward: Callable[[dict[str, np.ndarray]], np.ndarray], space: Any, samples: bool) -> None:
-        self.forward, self.space, self.samples = forward, space, samples
-        self.rng = np.random.default_rng(0)  # evaluations swap in their own seeded generator
-
-    def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
-        return actions_from(self.forward(feed(obs)), self.space, mask, None if deterministic else self.rng)
-
-
-def keras_forward(model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    """The Keras model's forward pass, compiled once for any batch size (a traced call costs
-    well under a millisecond where an eager one costs ten)."""
-    tf = backend.tf()
-    specs = portable.input_specs(model)
-    single = list(specs) == [portable.SINGLE_INPUT]
-    signature = {name: tf.TensorSpec(shape, dtype) for name, (shape, dtype) in specs.items()}
-    call = tf.function(
-        lambda inputs: model(inputs[portable.SINGLE_INPUT] if single else inputs, training=False),
-        input_signature=[signature],
-    )
-
-    def forward(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(call({k: inputs[k] for k in signature}), np.float32)
-
-    return forward
-
-
-# --------------------------------------------------------------------------- the check's observations
 
 
 def random_actions(space: Any, n: int) -> np.ndarray:
@@ -163,7 +81,7 @@ def collect_observations(spec: Any, cfg: Any, model: Any, n: int, seed: int) -> 
         space = copy.deepcopy(env.single_action_space)
         space.seed(seed)
         rng = np.random.default_rng(seed)
-        actor = PolicyActor(keras_forward(model), env.single_action_space, samples=False)
+        actor = PolicyActor(keras_forward(model), env.single_action_space)
         obs, seen, rows = env.reset(seed=seed), 0, []
         while seen < n:
             rows.append(feed(obs))
@@ -220,14 +138,26 @@ def default_out(source: Path, fmt: str) -> Path:
     return source.with_name(source.stem + portable.SUFFIX[fmt])
 
 
-def _check_out(out: Path, fmt: str, force: bool) -> None:
+def _check_out(out: Path, fmt: str, force: bool, source: Path) -> None:
+    """Refuse an --out that is not this format's, that exists (without --force), or whose
+    replacement would destroy what is not an export: the run, its files, a folder above it, or
+    a folder that is not a SavedModel."""
     want = {"onnx": ".onnx", "litert": ".tflite"}.get(fmt)
     if want and out.suffix != want:
         raise DojoError(f"A {fmt} file's name ends in {want}. Received: --out {out}")
-    if (out.exists() or out.is_symlink()) and not force:
-        raise DojoError(f"{out} exists", hint="--force replaces it")
     if not out.parent.is_dir():
         raise DojoError(f"The folder of --out does not exist: {out.parent}")
+    target, run = out.resolve(), source.parent.resolve()
+    if target in (source.resolve(), run, *run.parents):
+        raise DojoError(f"--out {out} is the run, its Keras file or a folder above them: not replacing it")
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not force:
+        raise DojoError(f"{out} exists", hint="--force replaces it")
+    if out.is_dir() and not out.is_symlink() and not (out / "saved_model.pb").is_file():
+        raise DojoError(f"{out} is a folder, not a SavedModel: not replacing it, even with --force")
+    if fmt == "saved_model" and not out.is_dir():
+        raise DojoError(f"{out} is a file and a SavedModel is a folder: not replacing it, even with --force")
 
 
 def export_run(
@@ -246,7 +176,7 @@ def export_run(
     run = Run.open(run_dir)
     source, kind = _source(run, best)
     out = Path(out) if out is not None else default_out(source, fmt)
-    _check_out(out, fmt, force)
+    _check_out(out, fmt, force, source)
     model = _load_keras(source)
     if kind == "rl":
         run, spec, cfg = open_run(run.path)
@@ -259,33 +189,43 @@ def export_run(
         inputs, space = {portable.SINGLE_INPUT: images}, "labels"
     reference = portable.batched(keras_forward(model), inputs)
     reference = reference.reshape(len(reference), -1)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".kerasdojo-export-") as tmp:
-        written = portable.write(model, fmt, Path(tmp) / out.name)
-        runtime = portable.load(written)
-        if set(runtime.inputs) != set(inputs):
-            raise DojoError(f"The {fmt} file takes inputs {sorted(runtime.inputs)}, the model {sorted(inputs)}")
-        got = portable.batched(runtime, inputs).reshape(reference.shape)
-        del runtime
-        error, agreed, ties = compare(reference, got, space, TOLERANCE)
-        if error > TOLERANCE or agreed < len(reference):
-            raise DojoError(
-                f"The {fmt} export of {source.name} does not compute what it computes: on {on}, "
-                f"outputs differ by up to {error:.2g} (tolerance {TOLERANCE:g}), greedy choices differ on "
-                f"{len(reference) - agreed:,}; nothing was written"
-            )
-        if out.exists() or out.is_symlink():
-            portable.remove(out)
-        os.replace(written, out)
+    if not np.isfinite(reference).all():
+        raise DojoError(f"{source.name} itself computes NaN or infinity on {on}: nothing worth exporting")
+    try:
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".kerasdojo-export-") as tmp:
+            written = portable.write(model, fmt, Path(tmp) / out.name)
+            got = _run_check(portable.load(written), inputs, fmt).reshape(reference.shape)
+            error, agreed, ties = compare(reference, got, space, TOLERANCE)
+            if not (error <= TOLERANCE and agreed == len(reference)):  # NaN outputs fail too
+                raise DojoError(
+                    f"The {fmt} export of {source.name} does not compute what it computes: on {on}, "
+                    f"outputs differ by up to {error:.2g} (tolerance {TOLERANCE:g}), greedy choices differ on "
+                    f"{len(reference) - agreed:,}; nothing was written"
+                )
+            portable.replace(written, out)
+    except OSError as exc:
+        raise DojoError(f"Cannot write {out}: {exc}") from None
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
     return Exported(
         out, fmt, source, len(reference), on, error, TOLERANCE, agreed, ties, size, time.perf_counter() - start
     )
 
 
+def _run_check(runtime: portable.Runtime, inputs: dict[str, np.ndarray], fmt: str) -> np.ndarray:
+    if set(runtime.inputs) != set(inputs):
+        raise DojoError(f"The {fmt} file takes inputs {sorted(runtime.inputs)}, the model {sorted(inputs)}")
+    try:
+        return portable.batched(runtime, inputs)
+    except Exception as exc:  # an op the runtime lacks (LiteRT without its TensorFlow ops, say)
+        raise DojoError(f"{portable.RUNTIME[fmt]} cannot run the exported file: {portable.first_line(exc)}") from None
+
+
 def compare(reference: np.ndarray, got: np.ndarray, space: Any, tolerance: float) -> tuple[float, int, int]:
     """The largest difference (relative above 1), how many rows choose the same greedy actions
     (every row for continuous outputs) and how many of those are ties within the tolerance."""
     error = float(np.max(np.abs(got - reference) / np.maximum(1.0, np.abs(reference)), initial=0.0))
+    if not np.isfinite(got).all():
+        error = float("nan")
     ref, mine = decisions(reference, space), decisions(got, space)
     if ref is None or mine is None:
         return error, len(reference), 0
@@ -314,15 +254,9 @@ def evaluate_policy_file(
         from kerasdojo.envs.video import check_video_path
 
         check_video_path(video)
+    if render and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DojoError("--render needs a display, and none is set", hint="record a file instead with --video out.gif")
     runtime = portable.load(policy)
-    samples = spec.agent in SAMPLING_AGENTS
-    if deterministic is False and not samples:
-        raise DojoError(
-            f"--stochastic with --policy samples from logits: a {spec.agent} policy has none to sample from",
-            hint="drop --stochastic (greedy actions), or evaluate the run itself: kerasdojo eval RUN --stochastic",
-        )
-    if deterministic is None:  # sampled where the run's own evaluations sample (Atari) and logits allow it
-        deterministic = greedy_evaluation(spec, cfg) or not samples
     env = envs_mod.make_vec(
         spec.env_id,
         1 if render else min(episodes, MAX_EVAL_ENVS),
@@ -333,8 +267,18 @@ def evaluate_policy_file(
         training=False,
     )
     try:
-        _check_fits(runtime, env.obs_spec, policy, spec.env_id)
-        actor = PolicyActor(runtime, env.single_action_space, samples)
+        _check_fits(runtime, env, policy, spec.env_id)
+        space = env.single_action_space
+        epsilon = float(getattr(cfg, "exploration_final_eps", 0.0))
+        actor = PolicyActor(runtime, space, spec.agent, epsilon, bool(getattr(cfg, "use_masks", True)))
+        if deterministic is False and not actor.samples:
+            raise DojoError(
+                f"--stochastic with --policy: a {spec.agent} policy on {type(space).__name__} actions exports no "
+                "distribution to sample from",
+                hint="drop --stochastic (greedy actions), or evaluate the run itself: kerasdojo eval RUN --stochastic",
+            )
+        if deterministic is None:  # sampled where the run's own evaluations sample (Atari), if it can
+            deterministic = greedy_evaluation(spec, cfg) or not actor.samples
         result = EvalResult.of(*evaluate(actor, env, episodes, seed, deterministic))
     finally:
         env.close()
@@ -347,12 +291,26 @@ def evaluate_policy_file(
     return RunEvaluation(spec.env_id, spec.agent, source, result, recorded, deterministic)
 
 
-def _check_fits(runtime: portable.Runtime, obs_spec: Any, policy: Path, env_id: str) -> None:
-    wants = {leaf.name: leaf.shape for leaf in obs_spec.leaves}
+def _check_fits(runtime: portable.Runtime, env: Any, policy: Path, env_id: str) -> None:
+    """The exported file takes the env's observations and returns one output per action choice."""
+    obs_spec = env.obs_spec
+    wants = {leaf.name: tuple(leaf.shape) for leaf in obs_spec.leaves}
     if not obs_spec.nested:
-        wants = {portable.SINGLE_INPUT: obs_spec.leaves[0].shape}
+        wants = {portable.SINGLE_INPUT: tuple(obs_spec.leaves[0].shape)}
     takes = {name: tuple(shape[1:]) for name, (shape, _) in runtime.inputs.items()}
-    if takes != {k: tuple(v) for k, v in wants.items()}:
+    if takes != wants:
+        raise DojoError(f"{policy} takes {takes}, but {env_id} gives {wants}: it was not exported from this run")
+    space = env.single_action_space
+    if isinstance(space, spaces.Discrete):
+        width = int(space.n)
+    elif isinstance(space, spaces.MultiDiscrete):
+        width = int(np.sum(space.nvec))
+    else:
+        width = int(np.prod(space.shape))
+    zeros = {name: np.zeros((1, *shape[1:]), dtype) for name, (shape, dtype) in runtime.inputs.items()}
+    got = runtime(zeros).reshape(1, -1).shape[1]
+    if got != width:
         raise DojoError(
-            f"{policy} takes {takes}, but {env_id} gives {wants}: it was not exported from this run's policy"
+            f"{policy} gives {got} outputs per observation, but {env_id}'s {space} needs {width}: "
+            "it was not exported from this run's policy"
         )

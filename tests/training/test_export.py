@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from kerasdojo import portable
 from kerasdojo.cli import app
 from kerasdojo.envs import make_env
-from kerasdojo.training.exported import compare, export_run, keras_forward
+from kerasdojo.training.exported import compare, export_run
+from kerasdojo.training.policy_actor import keras_forward
 from kerasdojo.training.session import TrainSpec, open_run, start
 from tests.conftest import REPO
 
@@ -143,13 +144,20 @@ def test_eval_policy_earns_the_runs_own_returns(trained, fmt: str) -> None:
     assert played.exit_code == 0, played.output
     assert f"({out.name} in {portable.RUNTIME[fmt]})" in played.output
     assert re.search(r"mean return (\S+) ± (\S+)", played.output).groups() == mean, (played.output, own.output)
+    # sampled: the same draws from the same generator as the agent's own sampling
+    sampled = ["--episodes", "4", "--seed", "5", "--stochastic"]
+    own = runner.invoke(app, ["eval", str(run), *sampled])
+    played = runner.invoke(app, ["eval", str(run), "--policy", str(out), *sampled])
+    assert played.exit_code == 0 and "sampled actions" in played.output, played.output
+    mean = re.search(r"mean return (\S+) ± (\S+)", own.output).groups()
+    assert re.search(r"mean return (\S+) ± (\S+)", played.output).groups() == mean, (played.output, own.output)
 
 
 def test_actions_from_outputs_follow_the_agents_rules() -> None:
     """Greedy and sampled actions from exported outputs, for every action space (pure NumPy)."""
     from gymnasium import spaces
 
-    from kerasdojo.training.exported import actions_from
+    from kerasdojo.training.policy_actor import actions_from
 
     rng = np.random.default_rng(0)
     logits = np.array([[1.0, 3.0, 2.0], [5.0, 0.0, 4.0]], np.float32)
@@ -213,6 +221,47 @@ def test_a_mismatch_leaves_no_file(trained, tmp_path, monkeypatch) -> None:
     result = runner.invoke(app, ["export", str(run), "-f", "onnx", "--out", str(out)])
     _one_line_error(result, "does not compute what it computes", "nothing was written")
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_nan_export_is_refused_too(trained, tmp_path, monkeypatch) -> None:
+    run = trained["cartpole-ppo"]
+    real = portable.OnnxRuntime._run
+    monkeypatch.setattr(portable.OnnxRuntime, "_run", lambda self, feed: real(self, feed) * np.nan)
+    result = runner.invoke(app, ["export", str(run), "-f", "onnx", "--out", str(tmp_path / "nan.onnx")])
+    _one_line_error(result, "does not compute what it computes")
+    assert not list(tmp_path.iterdir())
+
+
+def test_force_never_replaces_the_run_or_a_folder_that_is_not_a_savedmodel(trained, tmp_path) -> None:
+    run = trained["cartpole-ppo"]
+    for out in (run, run.parent, run / "policy.keras"):
+        result = runner.invoke(app, ["export", str(run), "-f", "saved_model", "--out", str(out), "--force"])
+        _one_line_error(result, "not replacing it")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    result = runner.invoke(app, ["export", str(run), "-f", "saved_model", "--out", str(folder), "--force"])
+    _one_line_error(result, "not a SavedModel")
+    assert (folder / "notes.txt").read_text() == "keep me" and (run / "policy.keras").is_file()
+    # a SavedModel is replaced by the new one, whole
+    model = tmp_path / "sm"
+    assert runner.invoke(app, ["export", str(run), "-f", "saved_model", "--out", str(model)]).exit_code == 0
+    (model / "stale.txt").write_text("old")
+    assert runner.invoke(app, ["export", str(run), "-f", "saved_model", "--out", str(model), "--force"]).exit_code == 0
+    assert (model / "saved_model.pb").is_file() and not (model / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "sm"]
+
+
+def test_eval_policy_refuses_a_policy_of_other_actions(trained, tmp_path) -> None:
+    """Same observations, a different number of actions: one line, not a crash or wrong actions."""
+    import keras
+
+    run = trained["cartpole-ppo"]
+    inputs = keras.Input((4,))
+    other = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    portable.write(other, "onnx", tmp_path / "three.onnx")
+    result = runner.invoke(app, ["eval", str(run), "--policy", str(tmp_path / "three.onnx")])
+    _one_line_error(result, "3 outputs per observation", "needs 2")
 
 
 def test_missing_runtime_names_the_extra(trained, monkeypatch) -> None:
