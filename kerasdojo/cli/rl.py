@@ -262,6 +262,7 @@ def _run_training(session: Any, quiet: bool) -> None:
         f"Done: {summary.steps:,} steps in {summary.seconds:.1f} s ({summary.fps:,.0f} steps/s). "
         f"Final evaluation over {final.episodes} episodes{'' if session.eval_deterministic else ' (sampled actions)'}: "
         f"{final.mean_reward:.2f} ± {final.std_reward:.2f}"
+        + ("" if final.success_rate is None else f", success rate {final.success_rate:.0%}")
     )
     if summary.best_eval is not None and summary.best_eval > final.mean_reward:
         out.print(
@@ -319,6 +320,7 @@ def evaluate(
         f"{done.env_id} / {done.agent} ({done.source}{'' if done.deterministic else ', sampled actions'}): "
         f"mean return {r.mean_reward:.2f} ± {r.std_reward:.2f} over {r.episodes} episodes "
         f"(mean length {r.mean_ep_length:.1f})"
+        + ("" if r.success_rate is None else f", success rate {r.success_rate:.0%}")
     )
     if done.video:
         out.print(f"Video: {done.video}")

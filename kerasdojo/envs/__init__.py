@@ -64,11 +64,15 @@ _registered_optional = False
 
 
 def _register_optional(gym: Any) -> None:
-    """Register Atari ids when ale-py is installed (Gymnasium 1.x no longer does it itself)."""
+    """Register kerasdojo's NoVel ids, and Atari ids when ale-py is installed (Gymnasium 1.x no
+    longer does it itself)."""
     global _registered_optional
     if _registered_optional:
         return
     _registered_optional = True
+    from kerasdojo.envs import partial
+
+    partial.register(gym.registry)  # CartPoleNoVel-v1 and the other RL Zoo ids, velocities hidden
     try:
         import ale_py
 

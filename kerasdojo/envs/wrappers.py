@@ -111,15 +111,22 @@ class EpisodeStats:
     episode_returns: deque[float]
     episode_lengths: deque[int]
     episodes: int
+    # info["is_success"] at the ends of the last 100 episodes that reported one (Gymnasium-Robotics
+    # and many custom envs do); empty for envs that never do.
+    episode_successes: deque[bool] = deque(maxlen=0)
 
     def stats(self) -> dict[str, float]:
-        """SB3's rollout/ep_rew_mean and ep_len_mean over the last 100 episodes (NaN before any)."""
+        """SB3's rollout/ep_rew_mean and ep_len_mean over the last 100 episodes (NaN before any),
+        and rollout/success_rate where episodes report ``info["is_success"]``."""
         if not self.episode_returns:
             return {"rollout/ep_rew_mean": float("nan"), "rollout/ep_len_mean": float("nan")}
-        return {
+        out = {
             "rollout/ep_rew_mean": float(np.mean(self.episode_returns)),
             "rollout/ep_len_mean": float(np.mean(self.episode_lengths)),
         }
+        if self.episode_successes:
+            out["rollout/success_rate"] = float(np.mean(self.episode_successes))
+        return out
 
 
 class VecEnv(EpisodeStats):
@@ -174,6 +181,9 @@ class VecEnv(EpisodeStats):
         if normalize_reward:
             top = NormalizeReward(top, self.normalizer)
         self._top = top
+        self.episode_successes = deque(maxlen=100)
+        # info["is_success"] of the last step per env where an episode ended and reported one, else NaN
+        self.last_success = np.full(self.num_envs, np.nan)
 
     # ------------------------------------------------------------------ statistics
     @property
@@ -250,11 +260,22 @@ class VecEnv(EpisodeStats):
         obs, reward, terminated, truncated, info = self._top.step(actions)
         if self.mask_source is not None:
             self._read_mask(info)
+        self.last_success[:] = np.nan
+        if "is_success" in info:
+            self._record_success(info, np.logical_or(terminated, truncated))
         ignored = self._stats.reset_calls
         if "fire_forced" in info:  # Atari: a call that pressed FIRE after a lost life is the game's, not the agent's
             ignored = ignored | np.asarray(info["fire_forced"], bool)
         self.obs = obs
         return self.obs, np.asarray(reward, np.float32), np.asarray(terminated), np.asarray(truncated), ~ignored
+
+    def _record_success(self, info: dict[str, Any], done: np.ndarray) -> None:
+        """``info["is_success"]`` of the envs whose episode ended on this step (where they gave one)."""
+        reported = np.asarray(info.get("_is_success", np.ones(self.num_envs, bool)), bool)
+        values = np.asarray(info["is_success"]).reshape(-1)
+        for i in np.flatnonzero(done & reported):
+            self.last_success[i] = float(bool(values[i]))
+            self.episode_successes.append(bool(values[i]))
 
     def render_frame(self) -> np.ndarray:
         """The rgb_array frame of the first env."""

@@ -51,6 +51,7 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
                 "finished": True,
                 "final_eval": result["mean_reward"],
                 "best_eval": result.get("best_mean_reward"),
+                "final_success_rate": result.get("success_rate"),  # where episodes report info["is_success"]
                 "steps_to_threshold": reached,
                 "steps": steps,
                 "train_seconds": seconds,
@@ -68,6 +69,7 @@ def summarize(out: Path, seeds: tuple[int, ...] | None = None) -> dict[str, Any]
         "std": float(np.std(finals)) if finals else None,
         "iqm": curves_mod.iqm(finals) if finals else None,
         "iqm_ci95": list(curves_mod.bootstrap_ci(finals)) if finals else None,
+        "success_rate": _mean_success(rows),
         "reached_threshold": sum(r.get("steps_to_threshold") is not None for r in rows),
         "threshold": threshold,
         # Which seeds each node trained: the work's spread over a Ray cluster at a glance.
@@ -115,6 +117,12 @@ def _seeds_by_node(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
     return spread
 
 
+def _mean_success(rows: list[dict[str, Any]]) -> float | None:
+    """The mean final success rate of the finished seeds, where their episodes report one."""
+    rates = [r["final_success_rate"] for r in rows if r["finished"] and r.get("final_success_rate") is not None]
+    return sum(rates) / len(rates) if rates else None
+
+
 def _fmt(v: Any, spec: str = ",.1f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -141,6 +149,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             "",
             f"Final evaluation over {agg['seeds_finished']} seeds: mean {agg['mean']:.1f} ± {agg['std']:.1f}, "
             f"IQM {agg['iqm']:.1f} (95% bootstrap CI {lo:.1f} to {hi:.1f})."
+            + ("" if (rate := agg.get("success_rate")) is None else f" Final success rate {rate:.0%} (mean of seeds).")
             + (
                 f" {agg['reached_threshold']} of {len(summary['seeds'])} seeds reached the goal {agg['threshold']:g}."
                 if agg["threshold"] is not None

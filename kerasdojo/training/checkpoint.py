@@ -94,6 +94,8 @@ def run_state(agent: Any, env: Any, loop_meta: Meta, buffers: bool = True) -> tu
     arrays.update({f"{NORM}{k}": v for k, v in env.normalizer.state().items()})
     arrays["episodes/returns"] = np.array(env.episode_returns, np.float64)
     arrays["episodes/lengths"] = np.array(env.episode_lengths, np.int64)
+    if env.episode_successes:
+        arrays["episodes/successes"] = np.array(env.episode_successes, bool)
     meta.update(loop_meta, kerasdojo=__version__, episodes=env.episodes)
     return arrays, meta
 
@@ -108,6 +110,7 @@ def restore_run(agent: Any, env: Any, arrays: Arrays, meta: Meta, source: str) -
             env.normalizer.load_state(norm)
         env.episode_returns.extend(np.asarray(arrays.get("episodes/returns", np.zeros(0)), float).tolist())
         env.episode_lengths.extend(np.asarray(arrays.get("episodes/lengths", np.zeros(0))).astype(int).tolist())
+        env.episode_successes.extend(np.asarray(arrays.get("episodes/successes", np.zeros(0)), bool).tolist())
         env.episodes = int(meta.get("episodes", 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise DojoError(f"{source} holds unusable statistics: {exc}") from None

@@ -22,24 +22,36 @@ class EvalResult:
     std_reward: float
     mean_ep_length: float
     episodes: int
+    success_rate: float | None = None  # where the env reports info["is_success"] at episode ends
 
     @classmethod
-    def of(cls, returns: list[float], lengths: list[int]) -> EvalResult:
+    def of(cls, returns: list[float], lengths: list[int], successes: list[bool] | None = None) -> EvalResult:
         nan = float("nan")
         return cls(
             mean_reward=float(np.mean(returns)) if returns else nan,
             std_reward=float(np.std(returns)) if returns else nan,
             mean_ep_length=float(np.mean(lengths)) if lengths else nan,
             episodes=len(returns),
+            success_rate=float(np.mean(successes)) if successes else None,
         )
 
     def scalars(self) -> dict[str, float]:
-        """SB3's TensorBoard tags for an evaluation."""
-        return {
+        """SB3's TensorBoard tags for an evaluation (eval/success_rate where episodes report success)."""
+        out = {
             "eval/mean_reward": self.mean_reward,
             "eval/std_reward": self.std_reward,
             "eval/mean_ep_length": self.mean_ep_length,
         }
+        if self.success_rate is not None:
+            out["eval/success_rate"] = self.success_rate
+        return out
+
+    def stored(self) -> dict[str, float | int]:
+        """What eval.json keeps (success_rate only where episodes report success)."""
+        out = dataclasses.asdict(self)
+        if self.success_rate is None:
+            del out["success_rate"]
+        return out
 
 
 def act(agent: Any, env: Any, obs: Any, deterministic: bool) -> Any:
@@ -67,8 +79,9 @@ def evaluation_rng(agent: Any, seed: int) -> Iterator[None]:
 
 def evaluate(
     agent: Any, env: Any, episodes: int, seed: int, deterministic: bool = True, stop: Callable[[], bool] | None = None
-) -> tuple[list[float], list[int]]:
-    """Run exactly ``episodes`` episodes spread over the envs of ``env``; returns and lengths.
+) -> tuple[list[float], list[int], list[bool]]:
+    """Run exactly ``episodes`` episodes spread over the envs of ``env``; returns, lengths and the
+    successes of those that reported ``info["is_success"]`` at their end.
 
     ``agent`` needs only ``act(obs, deterministic)``. The env is reset with
     ``seed`` first, so every evaluation of a run starts from the same initial
@@ -81,7 +94,7 @@ def evaluate(
 
 def _evaluate(
     agent: Any, env: Any, episodes: int, seed: int, deterministic: bool, stop: Callable[[], bool] | None
-) -> tuple[list[float], list[int]]:
+) -> tuple[list[float], list[int], list[bool]]:
     obs = env.reset(seed=seed)
     n = env.num_envs
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
@@ -89,6 +102,7 @@ def _evaluate(
     ep_return, ep_length = np.zeros(n), np.zeros(n, np.int64)
     returns: list[float] = []
     lengths: list[int] = []
+    successes: list[bool] = []
     while (counts < quota).any():
         if stop is not None and stop():
             break
@@ -98,10 +112,13 @@ def _evaluate(
         ep_return += reward * counts_in
         ep_length += counts_in
         done = np.logical_or(terminated, truncated) | (ep_length >= EVAL_MAX_EPISODE_STEPS)
+        success = getattr(env, "last_success", None)
         for i in np.flatnonzero(done & (counts < quota)):
             returns.append(float(ep_return[i]))
             lengths.append(int(ep_length[i]))
+            if success is not None and not np.isnan(success[i]):
+                successes.append(bool(success[i]))
             counts[i] += 1
         ep_return[done] = 0.0
         ep_length[done] = 0
-    return returns, lengths
+    return returns, lengths, successes

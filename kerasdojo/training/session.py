@@ -159,11 +159,13 @@ class Session:
         best = {"best_mean_reward": s.best_eval, "best_step": s.best_step}
         # The math the networks ran in (precision=auto picks it per machine, so the config cannot say).
         used = {"precision": self.agent.precision}
-        self.run.write_json("eval.json", {**dataclasses.asdict(result), **how, **best, **used})
+        self.run.write_json("eval.json", {**result.stored(), **how, **best, **used})
         hparams = {"env_id": self.spec.env_id, "agent": self.spec.agent, "seed": self.spec.seed}
         hparams.update(config_mod.to_dict(self.cfg))
         hparams.update(used)
         metrics = {"eval/mean_reward": result.mean_reward, "eval/best_mean_reward": s.best_eval or result.mean_reward}
+        if result.success_rate is not None:
+            metrics["eval/success_rate"] = result.success_rate
         write_hparams(self.run.path, hparams, metrics, s.step)
 
     # ------------------------------------------------------------------ training

@@ -139,7 +139,7 @@ def test_fire_is_pressed_after_a_lost_life_so_a_noop_agent_still_finishes_breako
                 return np.zeros(len(obs), np.int64)
 
         env = envs.make_vec("ALE/Breakout-v5", 1, seed=0, training=False)
-        _, lengths = evaluate(Noop(), env, 1, seed=0)
+        lengths = evaluate(Noop(), env, 1, seed=0)[1]
         env.step(np.zeros(1, np.int64))  # the restart closes the game in the statistics
         assert list(env.episode_lengths) == lengths
         env.close()
