@@ -41,7 +41,7 @@ FAST_CASES = (("cartpole-ppo", "onnx"),)
 
 def _train_rl(root: Path, kind: str) -> Path:
     env_id, agent, steps, overrides = RL_KINDS[kind]
-    short = {"max_num_frames_per_episode": 2000} if env_id.startswith("ALE/") else {}  # a short final evaluation
+    short = {"max_num_frames_per_episode": 800} if env_id.startswith("ALE/") else {}  # a short final evaluation
     spec = TrainSpec(
         env_id,
         agent,

@@ -100,8 +100,8 @@ def test_a_run_logs_its_success_rate_everywhere(runs_dir, tmp_path) -> None:
 @pytest.mark.slow
 def test_bench_summary_has_the_success_rate(tmp_path) -> None:
     out = tmp_path / "exp"
-    args = ["bench", ENV, "--agent", "ppo", "--seeds", "2", "--workers", "1", "--steps", "1024", "--out", str(out)]
-    done = runner.invoke(app, [*args, "--eval-every", "512", "--eval-episodes", "10", "-q"])
+    args = ["bench", ENV, "--agent", "ppo", "--seeds", "2", "--workers", "1", "--steps", "512", "--out", str(out)]
+    done = runner.invoke(app, [*args, "--eval-every", "256", "--eval-episodes", "6", "-q", "--set", "n_steps=64"])
     assert done.exit_code == 0, done.output
     summary = json.loads((out / "summary.json").read_text())
     rates = [r["final_success_rate"] for r in summary["seeds"]]
