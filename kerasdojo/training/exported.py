@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from kerasdojo.training.evaluation import MAX_EVAL_ENVS, EvalResult, evaluate
 from kerasdojo.training.policy_actor import PolicyActor, decisions, feed, keras_forward
 from kerasdojo.training.recording import record_episode
 from kerasdojo.training.spec import greedy_evaluation, open_run
-from kerasdojo.training.stored import RunEvaluation
+from kerasdojo.training.stored import RunEvaluation, check_eval_options
 
 TOLERANCE = 1e-4
 CHECK_OBSERVATIONS = 1000
@@ -248,14 +247,7 @@ def evaluate_policy_file(
 ) -> RunEvaluation:
     """Play an exported policy through its own runtime on the run's environment."""
     run, spec, cfg = open_run(run_dir)
-    if episodes < 1:
-        raise DojoError(f"--episodes must be >= 1. Received: {episodes}")
-    if video is not None:
-        from kerasdojo.envs.video import check_video_path
-
-        check_video_path(video)
-    if render and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise DojoError("--render needs a display, and none is set", hint="record a file instead with --video out.gif")
+    check_eval_options(episodes, video, render)
     runtime = portable.load(policy)
     env = envs_mod.make_vec(
         spec.env_id,

@@ -32,6 +32,18 @@ class RunEvaluation:
     deterministic: bool = True
 
 
+def check_eval_options(episodes: int, video: Path | None, render: bool) -> None:
+    """One-line errors for what ``kerasdojo eval`` is asked before anything loads."""
+    if episodes < 1:
+        raise DojoError(f"--episodes must be >= 1. Received: {episodes}")
+    if video is not None:
+        from kerasdojo.envs.video import check_video_path
+
+        check_video_path(video)
+    if render and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DojoError("--render needs a display, and none is set", hint="record a file instead with --video out.gif")
+
+
 def evaluate_run(
     run_dir: str | Path,
     episodes: int = 10,
@@ -50,14 +62,7 @@ def evaluate_run(
     run, spec, cfg = open_run(run_dir)
     if deterministic is None:
         deterministic = greedy_evaluation(spec, cfg)
-    if episodes < 1:
-        raise DojoError(f"--episodes must be >= 1. Received: {episodes}")
-    if video is not None:
-        from kerasdojo.envs.video import check_video_path
-
-        check_video_path(video)
-    if render and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise DojoError("--render needs a display, and none is set", hint="record a file instead with --video out.gif")
+    check_eval_options(episodes, video, render)
     if best:
         origin, source = run.file("best_agent.npz"), "best agent"
         if not origin.is_file():
