@@ -104,7 +104,6 @@ class PPO(OnPolicyActorCritic):
         # One random permutation per epoch, cut into minibatches.
         perms = tf.argsort(self.tf_rng.uniform([cfg.n_epochs, n]), axis=1)[:, : n_mb * bs]
         batches = tf.reshape(perms, [total, bs])
-        names = ("policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction", "loss")
 
         def minibatch(i: Any) -> tuple[Any, Any, tuple[Any, ...]]:
             """Gradients and statistics of minibatch ``i``."""
@@ -113,48 +112,90 @@ class PPO(OnPolicyActorCritic):
             legal = None if masks is None else tf.gather(masks, idx)
             olp, adv = tf.gather(old_logp, idx), tf.gather(advantages, idx)
             ret, ov, m = tf.gather(returns, idx), tf.gather(old_values, idx), tf.gather(valid, idx)
-            weight = mask_weights(m)
-            if cfg.normalize_advantage:
-                adv = normalize_advantages(adv, weight)
+            weight, adv = minibatch_weights(cfg, adv, m)
             with tf.GradientTape() as tape:
                 out, value = self.policy_value(o)
                 logp, entropy = self.log_prob_entropy(out, a, legal)
-                log_ratio = logp - olp
-                ratio = tf.exp(log_ratio)
-                surrogate = tf.minimum(ratio * adv, tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * adv)
-                pg_loss = -tf.reduce_sum(weight * surrogate)
-                if cfg.clip_range_vf > 0:
-                    value = ov + tf.clip_by_value(value - ov, -cfg.clip_range_vf, cfg.clip_range_vf)
-                value_loss = tf.reduce_sum(weight * (ret - value) ** 2)
-                entropy_loss = -tf.reduce_sum(weight * entropy)
-                loss = pg_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
-            approx_kl = tf.reduce_sum(weight * ((ratio - 1.0) - log_ratio))
-            clip_fraction = tf.reduce_sum(weight * tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
-            grads = tape.gradient(loss, self.train_vars)
-            return grads, approx_kl, (pg_loss, value_loss, entropy_loss, approx_kl, clip_fraction, loss)
+                loss, parts = clipped_loss(cfg, logp, entropy, olp, adv, ret, value, ov, weight, clip)
+            approx_kl, stats = loss_statistics(weight, clip, parts)
+            return tape.gradient(loss, self.train_vars), approx_kl, stats
 
-        # With target_kl, the epochs stop before the first minibatch whose approx KL exceeds
-        # 1.5 * target_kl, as SB3.
-        def body(i: Any, carry: tuple[Any, ...]) -> tuple[Any, ...]:
-            done, stop, sums = carry
-            grads, approx_kl, stats = minibatch(i)
-            if cfg.target_kl <= 0:
-                self.opt.apply(grads, self.train_vars)  # global_clipnorm clips
-                return done + 1, stop, tuple(a + b for a, b in zip(sums, stats, strict=True))
-            exceeded = approx_kl > 1.5 * cfg.target_kl
+        return run_epochs(total, minibatch, self.opt, self.train_vars, cfg.target_kl)
 
-            def apply() -> tuple[Any, ...]:
-                self.opt.apply(grads, self.train_vars)
-                return tuple(a + b for a, b in zip(sums, stats, strict=True))
 
-            sums = tf.cond(exceeded, lambda: sums, apply)
-            return done + tf.cast(~exceeded, tf.int32), exceeded, sums
+# --------------------------------------------------------------------------- PPO's rules (compiled code)
+LOSS_NAMES = ("policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction", "loss")
 
-        start = (tf.constant(0), tf.constant(False), tuple(tf.constant(0.0) for _ in names))
-        until = (lambda carry: carry[1]) if cfg.target_kl > 0 else None
-        done, _, sums = repeat(total, body, start, until)
-        sums = dict(zip(names, sums, strict=True))
-        count = tf.maximum(tf.cast(done, tf.float32), 1.0)
-        out = {k: v / count for k, v in sums.items()}
-        out["gradient_steps"] = tf.cast(done, tf.float32)
-        return out
+
+def minibatch_weights(cfg: PPOConfig, advantages: Any, valid: Any) -> tuple[Any, Any]:
+    """Per-transition weights of a mean over the ``valid`` ones, and the advantages (standardised
+    within the minibatch when ``normalize_advantage``): what :func:`clipped_loss` takes."""
+    weight = mask_weights(valid)
+    return weight, normalize_advantages(advantages, weight) if cfg.normalize_advantage else advantages
+
+
+def clipped_loss(
+    cfg: PPOConfig,
+    logp: Any,
+    entropy: Any,
+    old_logp: Any,
+    advantages: Any,
+    returns: Any,
+    value: Any,
+    old_values: Any,
+    weight: Any,
+    clip: Any,
+) -> tuple[Any, tuple[Any, ...]]:
+    """PPO's loss of a minibatch (clipped surrogate, optionally clipped value loss, entropy bonus),
+    weighted means; returns the loss and what :func:`loss_statistics` needs."""
+    tf = backend.tf()
+    log_ratio = logp - old_logp
+    ratio = tf.exp(log_ratio)
+    surrogate = tf.minimum(ratio * advantages, tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * advantages)
+    pg_loss = -tf.reduce_sum(weight * surrogate)
+    if cfg.clip_range_vf > 0:
+        value = old_values + tf.clip_by_value(value - old_values, -cfg.clip_range_vf, cfg.clip_range_vf)
+    value_loss = tf.reduce_sum(weight * (returns - value) ** 2)
+    entropy_loss = -tf.reduce_sum(weight * entropy)
+    loss = pg_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+    return loss, (ratio, log_ratio, pg_loss, value_loss, entropy_loss, loss)
+
+
+def loss_statistics(weight: Any, clip: Any, parts: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """Approx KL and the :data:`LOSS_NAMES` statistics of a minibatch, from :func:`clipped_loss`'s parts
+    (computed after the gradient tape, as they feed no gradient)."""
+    tf = backend.tf()
+    ratio, log_ratio, pg_loss, value_loss, entropy_loss, loss = parts
+    approx_kl = tf.reduce_sum(weight * ((ratio - 1.0) - log_ratio))
+    clip_fraction = tf.reduce_sum(weight * tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
+    return approx_kl, (pg_loss, value_loss, entropy_loss, approx_kl, clip_fraction, loss)
+
+
+def run_epochs(total: int, minibatch: Any, opt: Any, train_vars: list[Any], target_kl: float) -> dict[str, Any]:
+    """Apply ``minibatch(i) -> (gradients, approx KL, statistics)`` for i in 0..total-1 and return the
+    mean statistics and the gradient steps taken. With ``target_kl``, the epochs stop before the
+    first minibatch whose approx KL exceeds 1.5 * target_kl, as SB3."""
+    tf = backend.tf()
+
+    def body(i: Any, carry: tuple[Any, ...]) -> tuple[Any, ...]:
+        done, stop, sums = carry
+        grads, approx_kl, stats = minibatch(i)
+        if target_kl <= 0:
+            opt.apply(grads, train_vars)  # global_clipnorm clips
+            return done + 1, stop, tuple(a + b for a, b in zip(sums, stats, strict=True))
+        exceeded = approx_kl > 1.5 * target_kl
+
+        def apply() -> tuple[Any, ...]:
+            opt.apply(grads, train_vars)
+            return tuple(a + b for a, b in zip(sums, stats, strict=True))
+
+        sums = tf.cond(exceeded, lambda: sums, apply)
+        return done + tf.cast(~exceeded, tf.int32), exceeded, sums
+
+    start = (tf.constant(0), tf.constant(False), tuple(tf.constant(0.0) for _ in LOSS_NAMES))
+    until = (lambda carry: carry[1]) if target_kl > 0 else None
+    done, _, sums = repeat(total, body, start, until)
+    count = tf.maximum(tf.cast(done, tf.float32), 1.0)
+    out = {k: v / count for k, v in zip(LOSS_NAMES, sums, strict=True)}
+    out["gradient_steps"] = tf.cast(done, tf.float32)
+    return out
