@@ -96,7 +96,7 @@ def test_envs_list_describe_and_unknown() -> None:
     described = runner.invoke(app, ["envs", "CartPole-v1"])
     assert described.exit_code == 0
     assert "Discrete(2)" in described.output and "Box(4,)" in described.output and "475" in described.output
-    assert "kerasdojo agents" in described.output and "ppo, dqn, a2c, random" in described.output
+    assert "kerasdojo agents" in described.output and "ppo, ppo_lstm, dqn, a2c, random" in described.output
     assert runner.invoke(app, ["envs", "zzzz"]).exit_code == 2
 
 

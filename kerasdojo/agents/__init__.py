@@ -46,6 +46,13 @@ REGISTRY: dict[str, AgentInfo] = {
             native="kerasdojo.agents.native:NativePPO",
         ),
         AgentInfo(
+            "ppo_lstm",
+            "kerasdojo.agents.ppo_lstm",
+            "PPOLSTM",
+            "Recurrent PPO: an LSTM carries memory across steps, for partially observed tasks (sb3-contrib)",
+            ("Discrete", "Box", "MultiDiscrete", "MultiBinary"),
+        ),
+        AgentInfo(
             "dqn",
             "kerasdojo.agents.dqn",
             "DQN",

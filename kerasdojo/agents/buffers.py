@@ -330,13 +330,19 @@ def collect(
     episode's last transition is stored with that observation and
     ``terminated=False``: it bootstraps from ``V(o_T)``, never from the next
     episode's first observation. ``on_done(mask)``, if given, hears which envs
-    ended an episode (to reset exploration noise).
+    ended an episode (to reset exploration noise). An ``episodic`` buffer (hindsight
+    replay's, which samples only finished episodes) is told ``truncated`` too.
     """
     masked = buffer.next_masks is not None
+    episodic = getattr(buffer, "episodic", False)
     for i in range(vector_steps):
         env_actions, stored = choose(obs, i)
         next_obs, reward, terminated, truncated, valid = env.step(env_actions)
-        buffer.add_step(obs, stored, reward, next_obs, terminated, valid, env.action_mask if masked else None)
+        masks = env.action_mask if masked else None
+        if episodic:
+            buffer.add_step(obs, stored, reward, next_obs, terminated, valid, masks, truncated=truncated)
+        else:
+            buffer.add_step(obs, stored, reward, next_obs, terminated, valid, masks)
         if on_done is not None:
             on_done(np.logical_or(terminated, truncated))
         obs = next_obs

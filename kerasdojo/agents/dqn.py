@@ -19,6 +19,7 @@ from kerasdojo import backend, networks
 from kerasdojo.agents.acting import Forward
 from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import CompactReplayBuffer, ReplayBuffer, check_replay_memory, collect
+from kerasdojo.agents.her import HerConfig, HerReplayBuffer, connect, her_buffer
 from kerasdojo.agents.rules import (
     collapsed_tau,
     due_updates,
@@ -36,7 +37,7 @@ from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class DQNConfig(AgentConfig):
+class DQNConfig(HerConfig, AgentConfig):
     """DQN hyperparameters (names follow Stable-Baselines3)."""
 
     kind: ClassVar[str] = "dqn"
@@ -108,14 +109,21 @@ class DQN(Agent):
         self.opt.build(self.q.trainable_variables)
         self.huber = keras.losses.Huber(delta=1.0)  # SB3's smooth L1 loss
         compact = cfg.optimize_memory_usage
+        if cfg.her and compact:
+            raise DojoError(
+                "her=true needs the plain replay buffer; optimize_memory_usage=true stores o' as the next row",
+                hint="--set optimize_memory_usage=false",
+            )
         self.notes.append(check_replay_memory(cfg.buffer_size, obs_spec, compact, can_compact=True))
         # The legal actions at o' (all, for envs without masks): the target maximises over them.
         masks = self.n_actions if cfg.use_masks else 0
-        self.buffer: ReplayBuffer | CompactReplayBuffer = (
-            CompactReplayBuffer(cfg.buffer_size, cfg.n_envs, obs_spec, mask_size=masks)
-            if compact
-            else ReplayBuffer(cfg.buffer_size, obs_spec, mask_size=masks)
-        )
+        self.buffer: ReplayBuffer | CompactReplayBuffer | HerReplayBuffer
+        if cfg.her:
+            self.buffer = her_buffer(cfg, obs_spec, (), np.int64, mask_size=masks)
+        elif compact:
+            self.buffer = CompactReplayBuffer(cfg.buffer_size, cfg.n_envs, obs_spec, mask_size=masks)
+        else:
+            self.buffer = ReplayBuffer(cfg.buffer_size, obs_spec, mask_size=masks)
         image = networks.is_image_space(obs_shape, obs_dtype)
         self.forward = Forward([self.q], fast=cfg.fast_act, jit=image)
         if self.precision != "float32" or (cfg.overlap_update and not self.forward.numpy):
@@ -158,7 +166,7 @@ class DQN(Agent):
         return arrays, meta
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        if "replay/size" in meta or "replay/filled" in meta:  # plain or compact
+        if "replay/size" in meta or "replay/filled" in meta:  # plain, hindsight or compact
             try:
                 self.buffer.load_state(arrays, meta)
             except (ValueError, KeyError) as exc:
@@ -168,6 +176,11 @@ class DQN(Agent):
         self.exploration_rate = float(meta.get("exploration_rate", self.cfg.exploration_final_eps))
 
     # ------------------------------------------------------------------ acting
+    def begin(self, env: Any) -> None:
+        super().begin(env)
+        if self.cfg.her:
+            connect(self.buffer, env)  # type: ignore[arg-type]
+
     def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         q = self.forward(obs)[0]
         mask = mask if self.cfg.use_masks else None

@@ -22,6 +22,7 @@ import numpy as np
 from kerasdojo import backend, networks
 from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
+from kerasdojo.agents.her import HerConfig, HerReplayBuffer, connect, her_buffer
 from kerasdojo.agents.rules import gradient_steps, polyak, schedule, updates_start
 from kerasdojo.config import option
 from kerasdojo.encoders import build_nested
@@ -30,7 +31,7 @@ from kerasdojo.observations import ObsSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class OffPolicyConfig(AgentConfig):
+class OffPolicyConfig(HerConfig, AgentConfig):
     """Fields of every off-policy actor-critic (names and defaults follow Stable-Baselines3)."""
 
     kind: ClassVar[str] = "off-policy"
@@ -82,7 +83,11 @@ class OffPolicyActorCritic(Agent):
             )
         self.obs_dim = obs_spec.size()
         self.notes.append(check_replay_memory(cfg.buffer_size, obs_spec))
-        self.buffer = ReplayBuffer(cfg.buffer_size, obs_spec, (self.action_dim,), np.float32)
+        self.buffer: ReplayBuffer | HerReplayBuffer = (
+            her_buffer(cfg, obs_spec, (self.action_dim,), np.float32)
+            if cfg.her
+            else ReplayBuffer(cfg.buffer_size, obs_spec, (self.action_dim,), np.float32)
+        )
         self.forward: Any = None
         self._stale = False  # the NumPy copy of the actor lags its weights
         self._next: np.ndarray | None = None  # the actor's output for self.obs, from the last update
@@ -168,6 +173,8 @@ class OffPolicyActorCritic(Agent):
     def begin(self, env: Any) -> None:
         super().begin(env)
         self._next = None
+        if self.cfg.her:
+            connect(self.buffer, env)  # type: ignore[arg-type]
 
     def act(self, obs: Any, deterministic: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         return self.to_env(self.policy_actions(obs, deterministic))
@@ -185,7 +192,7 @@ class OffPolicyActorCritic(Agent):
         return self.buffer.state() if buffers else ({}, {})
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        if "replay/size" in meta:
+        if "replay/size" in meta:  # plain or hindsight
             self.buffer.load_state(arrays, meta)
 
     # ------------------------------------------------------------------ the cycle
@@ -206,8 +213,8 @@ class OffPolicyActorCritic(Agent):
         self.obs = collect(env, self.obs, self.buffer, cfg.train_freq, choose, self.on_done)
         taken = cfg.train_freq * n_envs
         n_grad = gradient_steps(cfg.gradient_steps, taken)
-        if not updates_start(step, taken, cfg.learning_starts, n_grad):
-            return taken, {}
+        if not updates_start(step, taken, cfg.learning_starts, n_grad) or len(self.buffer) == 0:
+            return taken, {}  # (hindsight replay samples nothing before the first episode ends)
         lr = schedule(cfg.lr_schedule, cfg.learning_rate, step / total_steps)
         if lr != self._lr:
             for opt in self.optimizers().values():

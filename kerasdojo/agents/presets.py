@@ -2,7 +2,7 @@
 
 Each preset overrides the agent's dataclass defaults; ``--config`` and
 ``--set`` override the preset. Sources: rl-baselines3-zoo ``hyperparams/ppo.yml``,
-``dqn.yml``, ``a2c.yml``, ``sac.yml`` and ``td3.yml`` (``lin_X`` there is ``X``
+``dqn.yml``, ``a2c.yml``, ``sac.yml``, ``td3.yml`` and ``tqc.yml`` (``lin_X`` there is ``X``
 with a linear schedule here; ``normalize: true`` is ``normalize_obs`` and
 ``normalize_reward``; the Zoo's MuJoCo entries name v3/v4 envs, used here for
 v5). kerasdojo has no gSDE (generalised state-dependent exploration): where the
@@ -15,6 +15,11 @@ benchmarks/RESULTS.md).
 from __future__ import annotations
 
 from typing import Any
+
+from kerasdojo.agents.presets_recurrent import ATARI_RECURRENT, RECURRENT_PRESETS
+
+# The Zoo's hindsight replay for goal envs: HerReplayBuffer(goal_selection_strategy="future", n_sampled_goal=4).
+HER = {"her": True, "her_goal_selection": "future", "her_n_sampled_goal": 4}
 
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # ------------------------------------------------------------------ PPO
@@ -242,6 +247,37 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "net_arch": (400, 300),
     },
     **{("sac", env): {"total_steps": 1_000_000, "learning_starts": 10_000} for env in ("HalfCheetah-v5", "Hopper-v5")},
+    # Gymnasium-Robotics' Fetch tasks with hindsight replay (the Zoo names v1 ids, v4 here). FetchReach:
+    # sac.yml's entry, less its normalize: true (off-policy agents here replay raw observations).
+    ("sac", "FetchReach-v4"): {
+        **HER,
+        "total_steps": 20_000,
+        "buffer_size": 1_000_000,
+        "batch_size": 256,
+        "gamma": 0.95,
+        "learning_rate": 1e-3,
+        "learning_starts": 1000,
+        "net_arch": (64, 64),
+    },
+    # sac.yml has no other Fetch entry: tqc.yml's shared one (TQC is SAC with distributional critics,
+    # two of them here too), which neither sets learning_starts nor normalizes.
+    **{
+        ("sac", env): {
+            **HER,
+            "total_steps": steps,
+            "buffer_size": 1_000_000,
+            "batch_size": 2048,
+            "gamma": 0.95,
+            "learning_rate": 1e-3,
+            "tau": 0.05,
+            "net_arch": (512, 512, 512),
+        }
+        for env, steps in (
+            ("FetchPush-v4", 1_000_000),
+            ("FetchSlide-v4", 3_000_000),
+            ("FetchPickAndPlace-v4", 1_000_000),
+        )
+    },
     # ------------------------------------------------------------------ TD3 (SB3 defaults: 400x300, delay 2)
     ("td3", "Pendulum-v1"): {
         "total_steps": 20_000,
@@ -314,6 +350,8 @@ ATARI_PRESETS: dict[str, dict[str, Any]] = {
         "overlap_update": True,  # the gradient step runs beside the next 4 env steps (acting as in SB3's order)
     },
 }
+ATARI_PRESETS["ppo_lstm"] = ATARI_RECURRENT
+PRESETS.update(RECURRENT_PRESETS)
 ATARI_GAMES = ("ALE/Pong-v5", "ALE/Breakout-v5", "ALE/MsPacman-v5")
 for _agent, _values in ATARI_PRESETS.items():
     for _env in ATARI_GAMES:

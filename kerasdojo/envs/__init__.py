@@ -14,7 +14,8 @@ ale-py's vector env (:mod:`kerasdojo.envs.atari`); ``atari_wrapper=False``
 gives the raw frames.
 
 Unknown ids suggest the closest registered ones; environments whose optional
-dependency is missing name the extra to install.
+dependency is missing name the extra to install. Gymnasium-Robotics ids (the ``robotics``
+extra) are registered on demand, as MiniGrid's: when an id is not found, or ids are listed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import io
 import os
 import signal
 import threading
@@ -38,8 +40,11 @@ EXTRAS = {
     "ale_py": ("atari", "the Arcade Learning Environment"),
     "shimmy": ("atari", "the Arcade Learning Environment"),
     "minigrid": ("minigrid", "MiniGrid"),
+    "gymnasium_robotics": ("robotics", "Gymnasium-Robotics"),
 }
 MINIGRID_PREFIXES = ("MiniGrid-", "BabyAI-")  # registered by importing minigrid (the minigrid extra)
+# Ids of Gymnasium-Robotics (the robotics extra), named when it is missing.
+ROBOTICS_PREFIXES = ("Fetch", "HandReach", "HandManipulate", "AdroitHand", "PointMaze", "AntMaze", "FrankaKitchen")
 
 
 def _register_minigrid(gym: Any) -> bool:
@@ -48,6 +53,18 @@ def _register_minigrid(gym: Any) -> bool:
         import minigrid  # noqa: F401
     except ImportError:
         return False
+    return True
+
+
+def _register_robotics(gym: Any) -> bool:
+    """Register Gymnasium-Robotics' ids (importing it does it); False when not installed. On demand:
+    the import (MuJoCo with it) costs 0.15 s, and it re-registers some of Gymnasium's MuJoCo v2/v3 ids."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # it prints a notice about its Adroit ids
+            import gymnasium_robotics
+    except Exception:  # not installed, or a MuJoCo it cannot load
+        return False
+    gym.register_envs(gymnasium_robotics)
     return True
 
 
@@ -86,6 +103,8 @@ def is_registered(env_id: str) -> bool:
     gym = _gym()
     if env_id.startswith(MINIGRID_PREFIXES):
         _register_minigrid(gym)
+    if env_id not in gym.registry and ":" not in env_id:
+        _register_robotics(gym)
     return env_id in gym.registry
 
 
@@ -94,6 +113,9 @@ def resolve(env_id: str) -> Any:
     gym = _gym()
     if env_id.startswith(MINIGRID_PREFIXES) and env_id not in gym.registry and not _register_minigrid(gym):
         _missing_extra("minigrid", env_id)
+    if env_id not in gym.registry and ":" not in env_id and not _register_robotics(gym):
+        if env_id.startswith(ROBOTICS_PREFIXES):
+            _missing_extra("gymnasium_robotics", env_id)
     if env_id in gym.registry:
         return gym.spec(env_id)
     if ":" in env_id and not env_id.startswith("ALE/"):
@@ -364,6 +386,7 @@ def list_envs(filter_: str | None = None) -> dict[str, list[str]]:
         return {"ALE (Atari)": games()} if games() else {}
     needle = (filter_ or "").lower()
     _register_minigrid(gym)
+    _register_robotics(gym)
     for env_id, spec in gym.registry.items():
         family = _family(spec)
         if needle and needle not in env_id.lower() and needle not in family.lower():

@@ -164,6 +164,7 @@ class VecEnv(EpisodeStats):
         self.mask_source: str | None = None  # "info" (info["action_mask"]), "method" (action_masks()) or None
         self.action_mask: np.ndarray | None = None
         self._mask_method: bool | None = None
+        self._reward_env: Any = None  # AsyncVectorEnv: a copy of its first env, for compute_reward
         normalized = {lf.name: lf.shape for lf in spec.leaves if lf.normalizable} if spec.nested else {}
         if normalize_obs and (not normalized if spec.nested else self.obs_dtype == np.uint8):
             normalize_obs = False  # images are scaled by the network instead
@@ -229,6 +230,20 @@ class VecEnv(EpisodeStats):
             self._mask_method = _has_method(self.env, "action_masks")
         return self._mask_method
 
+    def compute_reward_fn(self) -> Any:
+        """The first sub-environment's ``unwrapped.compute_reward`` (goal-conditioned envs, for
+        hindsight replay), or None: for AsyncVectorEnv that of a copy made here (with
+        ``env_fns[0]``, as :func:`_has_method` does), kept open until :meth:`close`."""
+        envs = getattr(self.env, "envs", None)
+        if not envs and getattr(self.env, "env_fns", None):
+            if self._reward_env is None:
+                self._reward_env = self.env.env_fns[0]()
+            envs = [self._reward_env]
+        if not envs:
+            return None  # an env's own vectorised implementation, or Atari's
+        reward = getattr(envs[0].unwrapped, "compute_reward", None)
+        return reward if callable(reward) else None
+
     def _read_mask(self, info: dict[str, Any]) -> None:
         """The legal actions of the observations just returned, one row per env (None without masks)."""
         if self.mask_source is None:
@@ -291,6 +306,9 @@ class VecEnv(EpisodeStats):
 
     def close(self) -> None:
         self._top.close()
+        if self._reward_env is not None:
+            self._reward_env.close()
+            self._reward_env = None
 
 
 # --------------------------------------------------------------------------- actions and masks

@@ -62,6 +62,29 @@ def act(agent: Any, env: Any, obs: Any, deterministic: bool) -> Any:
     return agent.act(obs, deterministic, mask=env.action_mask)
 
 
+class Actor:
+    """Steps one vector env with ``agent``'s actions (:func:`act`), or for a recurrent agent (one with
+    ``act_recurrent``) with its memory carried from step to step and zeroed where an episode
+    starts. Make it right after the env's reset."""
+
+    def __init__(self, agent: Any, env: Any) -> None:
+        self.agent, self.env = agent, env
+        self.recurrent = hasattr(agent, "act_recurrent")
+        if self.recurrent:
+            self.state = agent.initial_state(env.num_envs)
+            self.starts = np.ones(env.num_envs, bool)
+
+    def step(self, obs: Any, deterministic: bool) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One env step with the agent's actions for ``obs``; what ``env.step`` returns."""
+        if not self.recurrent:
+            return self.env.step(act(self.agent, self.env, obs, deterministic))
+        mask = self.env.action_mask
+        actions, self.state = self.agent.act_recurrent(obs, self.state, self.starts, deterministic, mask)
+        result = self.env.step(actions)
+        self.starts = ~self.env.in_episode  # after a reset call, the observation starts an episode
+        return result
+
+
 @contextmanager
 def evaluation_rng(agent: Any, seed: int) -> Iterator[None]:
     """Sampled evaluation actions from a generator seeded with ``seed``, not the agent's own: an
@@ -83,8 +106,8 @@ def evaluate(
     """Run exactly ``episodes`` episodes spread over the envs of ``env``; returns, lengths and the
     successes of those that reported ``info["is_success"]`` at their end.
 
-    ``agent`` needs only ``act(obs, deterministic)``. The env is reset with
-    ``seed`` first, so every evaluation of a run starts from the same initial
+    ``agent`` needs only ``act(obs, deterministic)`` (a recurrent one, ``act_recurrent``: see
+    :class:`Actor`). The env is reset with ``seed`` first, so every evaluation of a run starts from the same initial
     states. Rewards are the env's own (no normalisation). ``stop()`` returning
     True ends the evaluation early (Ctrl-C), with fewer episodes.
     """
@@ -103,10 +126,11 @@ def _evaluate(
     returns: list[float] = []
     lengths: list[int] = []
     successes: list[bool] = []
+    actor = Actor(agent, env)
     while (counts < quota).any():
         if stop is not None and stop():
             break
-        obs, reward, terminated, truncated, _ = env.step(act(agent, env, obs, deterministic))
+        obs, reward, terminated, truncated, _ = actor.step(obs, deterministic)
         # Whole games: a call the env played for the agent (Atari's FIRE after a lost life) counts.
         counts_in = env.in_episode
         ep_return += reward * counts_in

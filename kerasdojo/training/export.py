@@ -46,7 +46,10 @@ def export_policy(agent: Any, normalizer: Any, path: Path) -> Path | None:
         return save_keras_model(keras.Model(inputs, model(normed), name="policy"), path)
     layers = _norm_layers(normalizer.obs_rms, normalizer) if normalizer.norm_obs else []
     dtype = model.inputs[0].dtype  # uint8 for frames: the model scales them itself
-    if isinstance(model, keras.Sequential):
+    if len(model.inputs) > 1 and layers:  # inputs beside the observation (a recurrent policy's state)
+        inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in model.inputs]
+        export = keras.Model(inputs, model([chain(inputs[0], layers), *inputs[1:]]), name="policy")
+    elif isinstance(model, keras.Sequential):
         export = keras.Sequential(
             [keras.Input(model.input_shape[1:], dtype=dtype), *layers, *model.layers], name="policy"
         )

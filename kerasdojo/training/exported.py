@@ -159,6 +159,9 @@ def _check_out(out: Path, fmt: str, force: bool, source: Path) -> None:
         raise DojoError(f"{out} is a file and a SavedModel is a folder: not replacing it, even with --force")
 
 
+RECURRENT_INPUT = "lstm_state"  # policy.keras of a recurrent agent (ppo_lstm) takes it beside the observation
+
+
 def export_run(
     run_dir: str | Path,
     fmt: str,
@@ -177,6 +180,12 @@ def export_run(
     out = Path(out) if out is not None else default_out(source, fmt)
     _check_out(out, fmt, force, source)
     model = _load_keras(source)
+    if RECURRENT_INPUT in [t.name for t in model.inputs]:
+        raise DojoError(
+            f"{source.name} is a recurrent policy (its LSTM state is an input beside the observation): "
+            "kerasdojo export does not write those yet",
+            hint="run policy.keras in Keras, carrying the state (README: Memory)",
+        )
     if kind == "rl":
         run, spec, cfg = open_run(run.path)
         inputs, space = collect_observations(spec, cfg, model, n, seed)

@@ -7,7 +7,7 @@ from typing import Any
 
 from kerasdojo import envs as envs_mod
 from kerasdojo.envs.video import check_video_path, write_video
-from kerasdojo.training.evaluation import act, evaluation_rng
+from kerasdojo.training.evaluation import Actor, evaluation_rng
 
 MAX_FRAMES = 5000
 
@@ -61,8 +61,9 @@ def record_episode(
             obs = env.reset(seed=seed)
             frames = [env.render_frame()]
             total = 0.0
+            actor = Actor(agent, env)
             while True:
-                obs, reward, terminated, truncated, _ = env.step(act(agent, env, obs, deterministic))
+                obs, reward, terminated, truncated, _ = actor.step(obs, deterministic)
                 total += float(reward[0])
                 frames.append(env.render_frame())
                 if terminated[0] or truncated[0] or len(frames) > MAX_FRAMES:

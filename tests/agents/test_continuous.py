@@ -183,7 +183,7 @@ def test_continuous_agents_on_a_discrete_env_is_one_line(runs_dir, agent) -> Non
     result = runner.invoke(app, ["train", "CartPole-v1", "--agent", agent, "--runs-dir", str(runs_dir)])
     assert result.exit_code == 2, result.output
     assert f"{agent} cannot act in CartPole-v1" in result.output
-    assert "agents for this env: ppo, dqn, a2c, random" in result.output
+    assert "agents for this env: ppo, ppo_lstm, dqn, a2c, random" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 

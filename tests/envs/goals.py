@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["SuccessEnv"]
+__all__ = ["BitFlippingEnv", "SuccessEnv"]
 
 
 class SuccessEnv(gym.Env):
@@ -43,3 +43,43 @@ class SuccessEnv(gym.Env):
         self.t += 1
         info = {"is_success": self.matched >= self.need}
         return self._draw(), float(hit), False, self.t >= self.length, info
+
+
+class BitFlippingEnv(gym.Env):
+    """SB3's bit-flipping goal env (Andrychowicz et al. 2017's test bed): ``n_bits`` bits, each
+    action flips one. Dict observations: ``observation`` and ``achieved_goal`` the bits,
+    ``desired_goal`` the bits to reach (MultiBinary each); start and goal drawn at random every
+    episode, as in the HER paper (SB3 keeps the goal all ones). Reward 0 where the bits equal the
+    goal, else -1, from the vectorised :meth:`compute_reward`; terminated on success, truncated
+    after ``n_bits`` steps; ``info["is_success"]`` every step. With 10 bits or more a random
+    policy almost never succeeds, and neither does DQN without hindsight."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, n_bits: int = 10) -> None:
+        self.n_bits = n_bits
+        bits = spaces.MultiBinary(n_bits)
+        self.observation_space = spaces.Dict({"observation": bits, "achieved_goal": bits, "desired_goal": bits})
+        self.action_space = spaces.Discrete(n_bits)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"observation": self.state.copy(), "achieved_goal": self.state.copy(), "desired_goal": self.goal.copy()}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        self.state = self.np_random.integers(0, 2, self.n_bits).astype(np.int8)
+        self.goal = self.np_random.integers(0, 2, self.n_bits).astype(np.int8)
+        self.t = 0
+        return self._obs(), {"is_success": False}
+
+    def compute_reward(self, achieved_goal: Any, desired_goal: Any, info: Any) -> np.ndarray:
+        """0 where the goals match, -1 elsewhere, over the last axis (batches of goals too)."""
+        distance = np.abs(np.asarray(achieved_goal, np.float32) - np.asarray(desired_goal, np.float32)).sum(axis=-1)
+        return -(distance > 0).astype(np.float32)
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        self.state[int(action)] ^= 1
+        self.t += 1
+        reward = float(self.compute_reward(self.state, self.goal, None))
+        success = reward == 0.0
+        return self._obs(), reward, success, self.t >= self.n_bits, {"is_success": success}

@@ -93,8 +93,8 @@ def test_describe_cartpole() -> None:
     assert d["reward threshold"] == 475.0 and d["max episode steps"] == 500
     from kerasdojo.agents import fitting_agents
 
-    assert set(fitting_agents(*envs.spaces_of("CartPole-v1"))) == {"ppo", "dqn", "a2c", "random"}
-    assert set(fitting_agents(*envs.spaces_of("Pendulum-v1"))) == {"ppo", "a2c", "sac", "td3", "ddpg", "random"}
+    assert set(fitting_agents(*envs.spaces_of("CartPole-v1"))) == {"ppo", "ppo_lstm", "dqn", "a2c", "random"}
+    assert set(fitting_agents(*envs.spaces_of("Pendulum-v1"))) == {"ppo", "ppo_lstm", "a2c", "sac", "td3", "ddpg", "random"}
     assert "dqn" not in fitting_agents(*envs.spaces_of("Pendulum-v1"))
 
 
