@@ -8,7 +8,20 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kerasdojo"
-ALGORITHMS = {"ppo", "ppo_lstm", "recurrent", "her", "a2c", "dqn", "sac", "td3", "native", "random_agent", "onpolicy", "offpolicy_ac"}
+ALGORITHMS = {
+    "ppo",
+    "ppo_lstm",
+    "recurrent",
+    "her",
+    "a2c",
+    "dqn",
+    "sac",
+    "td3",
+    "native",
+    "random_agent",
+    "onpolicy",
+    "offpolicy_ac",
+}
 
 
 def _modules() -> dict[str, Path]:

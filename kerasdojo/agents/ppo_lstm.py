@@ -51,10 +51,12 @@ class PPOLSTMConfig(PPOConfig):
     kind: ClassVar[str] = "ppo_lstm"
 
     n_steps: int = option(128, "Steps per env in each rollout (rollout size = n_steps * n_envs).", low=1)
-    batch_size: int = option(128, "Steps per minibatch, in whole sequences of seq_len steps.", low=1)
+    batch_size: int = option(128, "Steps per minibatch, in whole sequences of seq_len steps (one at least).", low=1)
     lstm_hidden_size: int = option(256, "Units of each LSTM layer.", low=1)
     n_lstm_layers: int = option(1, "Stacked LSTM layers.", low=1)
-    shared_lstm: bool = option(False, "The critic reads the actor's LSTM (its gradient stays out of it).")
+    shared_lstm: bool = option(
+        False, "The critic reads the actor's LSTM, its gradient staying out (enable_critic_lstm is then ignored)."
+    )
     enable_critic_lstm: bool = option(
         True, "A separate LSTM for the critic (off, with shared_lstm off: a linear layer on the features)."
     )
@@ -70,7 +72,7 @@ class PPOLSTMConfig(PPOConfig):
         if self.seq_len and self.n_steps % self.seq_len:
             raise DojoError(
                 f"seq_len={self.seq_len} does not divide n_steps={self.n_steps}",
-                hint="pick a divisor of n_steps, or seq_len=0 for whole rollouts",
+                hint="pick a divisor of n_steps, or seq_len=0 (the largest divisor up to batch_size)",
             )
 
     @property
@@ -143,6 +145,8 @@ class PPOLSTM(Agent):
         if cfg.fast_act and flat and all(h is not None for h in heads):
             vf_lstm = recurrent.NumpyLSTM(self.vf_cells) if self.critic_lstm else None
             self._np = (*heads, recurrent.NumpyLSTM(self.pi_cells), vf_lstm)
+        if cfg.sequence < min(cfg.n_steps, cfg.batch_size):  # a prime n_steps: little backpropagation in time
+            self.notes.append(f"the update replays sequences of {cfg.sequence} steps (set seq_len to choose)")
         self.state: np.ndarray | None = None
         self.starts: np.ndarray | None = None
         self.refresh()
@@ -332,7 +336,8 @@ class PPOLSTM(Agent):
         self.opt.learning_rate.assign(lr)
         arrays = (buf["obs"], buf["actions"], buf["log_probs"], advantages, returns, buf["values"])
         flags = (buf["valid"].astype(np.float32), buf["starts"].astype(np.float32))
-        stats = self._update(*arrays, *flags, buf["states"], np.float32(clip), buf["masks"])
+        first = buf["states"][:: cfg.sequence]  # each sequence's starting state, the only ones the update reads
+        stats = self._update(*arrays, *flags, first, np.float32(clip), buf["masks"])
         stats = {k: float(v) for k, v in stats.items()}
         self.refresh()
         n_grad = int(stats.pop("gradient_steps"))
@@ -359,7 +364,8 @@ class PPOLSTM(Agent):
     ) -> dict[str, Any]:
         """Every epoch of one update in one compiled call. Arrays are time-major (n_steps, n_envs, ...);
         each env's rollout is cut into sequences of ``seq_len`` steps (``chunks``), each starting from
-        the state stored at its first step; a minibatch is ``batch_size // seq_len`` of them."""
+        the state stored at its first step (``states``: those, (n_steps // seq_len, n_envs, rows,
+        hidden)); a minibatch is ``batch_size // seq_len`` of them."""
         tf = backend.tf()
         cfg = self.cfg
         length = cfg.sequence
@@ -367,7 +373,7 @@ class PPOLSTM(Agent):
         chunks = lambda x: recurrent.to_sequences(x, length)  # noqa: E731
         seqs = tf.nest.map_structure(chunks, (obs, actions, old_logp, advantages, returns, old_values, valid, starts))
         legal = None if masks is None else chunks(masks)
-        first = recurrent.first_states(states, length)
+        first = tf.reshape(states, [-1, *states.shape[2:]])  # (sequences, rows, hidden)
         per_batch = max(1, min(cfg.batch_size // length, count))
         n_mb = count // per_batch
         total = cfg.n_epochs * n_mb

@@ -6,7 +6,7 @@ its LunarLander entries name v2, used here for v3. ``lin_X`` is ``X`` with a lin
 schedule; ``normalize: true`` is ``normalize_obs`` and ``normalize_reward``. kerasdojo has no
 gSDE: where the Zoo uses it (PendulumNoVel, MountainCarContinuousNoVel) the preset keeps the
 rest of its values and plain Gaussian exploration. The LSTM is sb3-contrib's default (one
-layer of 256, a separate one for the critic) unless the Zoo says otherwise.
+layer of 256, a separate one for the critic) where the yml sets no policy_kwargs.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ _LANDER = {
 }
 
 RECURRENT_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    # The Zoo's published CartPoleNoVel-v1 model (500.00 +/- 0.00: the sb3/ppo_lstm-CartPoleNoVel-v1 card).
+    # The yml's current entry drops its policy_kwargs and normalisation; with them gone neither sb3-contrib
+    # nor kerasdojo solved seed 0 in 100,000 steps (benchmarks/RESULTS.md, "memory-goals").
     ("ppo_lstm", "CartPoleNoVel-v1"): {
+        "normalize_obs": True,
         "n_envs": 8,
         "total_steps": 100_000,
         "n_steps": 32,
@@ -38,6 +42,10 @@ RECURRENT_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "lr_schedule": "linear",
         "clip_range": 0.2,
         "clip_schedule": "linear",
+        "ortho_init": False,
+        "activation": "relu",
+        "lstm_hidden_size": 64,
+        "net_arch": (64,),
     },
     ("ppo_lstm", "PendulumNoVel-v1"): {
         "n_envs": 4,
@@ -111,6 +119,7 @@ RECURRENT_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 # The Zoo's "atari" entry (CnnLstmPolicy, 4 stacked frames). The Zoo does not end episodes at a lost life
 # there; kerasdojo's training does (for the returns), and the memory carries on through the whole game.
 ATARI_RECURRENT: dict[str, Any] = {
+    "net_arch": (),  # SB3's CNN policies have no MLP between the features (here the LSTM) and the heads
     "n_envs": 8,
     "total_steps": 10_000_000,
     "n_steps": 128,

@@ -189,10 +189,3 @@ def to_sequences(x: Any, length: int) -> Any:
     x = tf.reshape(x, [per_env, length, n_envs, *rest])
     x = tf.transpose(x, [1, 0, 2, *range(3, 3 + len(rest))])
     return tf.reshape(x, [length, per_env * n_envs, *rest])
-
-
-def first_states(states: Any, length: int) -> Any:
-    """The stored states (n_steps, n_envs, rows, hidden) at the first step of each sequence of
-    :func:`to_sequences`: (sequences, rows, hidden)."""
-    tf = backend.tf()
-    return tf.reshape(states[::length], [-1, *states.shape[2:]])

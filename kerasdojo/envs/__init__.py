@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import importlib.util
 import io
 import os
 import signal
@@ -144,6 +145,8 @@ def _entry_module(spec: Any) -> str:
 def _missing_extra(module: str, env_id: str) -> None:
     for prefix, (extra, what) in EXTRAS.items():
         if module.startswith(prefix):
+            if "." not in prefix and importlib.util.find_spec(prefix) is not None:
+                return  # installed: what is missing is another package (FetchReach-v1's mujoco_py)
             raise DojoError(
                 f"{env_id} needs {what}, which is not installed",
                 hint=f"install the {extra} extra: pip install -e '.[{extra}]' in the kerasdojo checkout",

@@ -187,10 +187,3 @@ def test_taxi_ppo_with_its_masks_and_without(runs_dir) -> None:
         )
         scores[masks] = start(spec, runs_dir).train().eval.mean_reward
     assert scores[True] >= 7.0 and scores[False] < 0, scores
-
-
-def test_taxi_dqn_preset_with_its_masks(runs_dir) -> None:
-    """kerasdojo's Taxi-v4 DQN preset, masks on (the default): its greedy action and its target's max
-    run over legal actions only. (Without masks the same preset stays at -200: benchmarks/RESULTS.md.)"""
-    spec = TrainSpec("Taxi-v4", "dqn", seed=0, eval_every=0, eval_episodes=20, save_every=0)
-    assert start(spec, runs_dir).train().eval.mean_reward >= 7.0

@@ -94,7 +94,15 @@ def test_describe_cartpole() -> None:
     from kerasdojo.agents import fitting_agents
 
     assert set(fitting_agents(*envs.spaces_of("CartPole-v1"))) == {"ppo", "ppo_lstm", "dqn", "a2c", "random"}
-    assert set(fitting_agents(*envs.spaces_of("Pendulum-v1"))) == {"ppo", "ppo_lstm", "a2c", "sac", "td3", "ddpg", "random"}
+    assert set(fitting_agents(*envs.spaces_of("Pendulum-v1"))) == {
+        "ppo",
+        "ppo_lstm",
+        "a2c",
+        "sac",
+        "td3",
+        "ddpg",
+        "random",
+    }
     assert "dqn" not in fitting_agents(*envs.spaces_of("Pendulum-v1"))
 
 
