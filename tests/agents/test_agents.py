@@ -255,7 +255,7 @@ def test_corrupt_checkpoint_is_one_line(runs_dir) -> None:
         (["CartPol-v1"], ["Unknown environment id 'CartPol-v1'", "CartPole-v1"]),
         (
             ["Pendulum-v1", "--agent", "dqn"],
-            ["dqn cannot act in Pendulum-v1", "agents for this env: ppo, a2c, sac, td3, ddpg, random"],
+            ["dqn cannot act in Pendulum-v1", "agents for this env: ppo, ppo_lstm, a2c, sac, td3, ddpg, random"],
         ),
         (["CartPole-v1", "--set", "learnin_rate=1"], ["Unknown key 'learnin_rate'", "did you mean learning_rate"]),
         (["CartPole-v1", "--set", "gamma=high"], ["Invalid value for gamma", "expected a number"]),
