@@ -242,14 +242,37 @@ def fmt(v: float | None, spec: str = ",.0f", missing: str = "not solved") -> str
     return missing if v is None else format(v, spec)
 
 
-def libraries(no_sb3: bool) -> list[str]:
-    """kerasdojo, and SB3 when it is installed beside the project and not turned off."""
-    try:
-        import stable_baselines3  # noqa: F401
-    except ImportError:
-        print("stable-baselines3 is not installed: kerasdojo only (pip install torch==2.13.0 stable-baselines3)")
-        return ["kerasdojo"]
-    return ["kerasdojo"] if no_sb3 else ["kerasdojo", "sb3"]
+PEERS = {"sb3": ("stable_baselines3", "SB3"), "sbx": ("sbx", "SBX")}
+
+
+def libraries(no_sb3: bool, no_sbx: bool = False) -> list[str]:
+    """kerasdojo, then each peer (SB3, SBX) that is installed beside the project and not turned off."""
+    libs = ["kerasdojo"]
+    for lib, off, install in (
+        ("sb3", no_sb3, "pip install torch==2.13.0 stable-baselines3"),
+        ("sbx", no_sbx, "pip install sbx-rl"),
+    ):
+        try:
+            __import__(PEERS[lib][0])
+        except ImportError:
+            print(f"{PEERS[lib][1]} is not installed: left out ({install})")
+            continue
+        if not off:
+            libs.append(lib)
+    return libs
+
+
+def peer(lib: str, algo: str):
+    """The class of ``algo`` (PPO, DQN, SAC, ...) in peer library ``lib`` ("sb3" or "sbx"); None
+    when that library has no such algorithm (SBX has no A2C)."""
+    import importlib
+
+    return getattr(importlib.import_module(PEERS[lib][0]), algo.upper(), None)
+
+
+def peer_algos(lib: str, algos: list[str]) -> list[str]:
+    """The ``algos`` (task names such as sac or sac-halfcheetah) that ``lib`` has."""
+    return algos if lib == "kerasdojo" else [a for a in algos if peer(lib, a.split("-")[0]) is not None]
 
 
 def learning_tables(results: dict[tuple[str, str], list[dict]], seconds: str = ".2f") -> list[str]:
@@ -292,16 +315,21 @@ def learning_tables(results: dict[tuple[str, str], list[dict]], seconds: str = "
 
 
 def ratio_lines(results: dict[tuple[str, str], list[dict]], algos: list[str], seconds: str = ".2f") -> list[str]:
-    """kerasdojo / SB3 ratios of median steps/s and median time to the goal, one line per algo."""
-    lines = ["", "Ratios (kerasdojo / SB3, medians):", ""]
+    """kerasdojo / peer ratios of median steps/s and median time to the goal, one line per
+    (algo, peer) that ran."""
+    lines = ["", "Ratios (kerasdojo / peer, medians):", ""]
     for algo in algos:
-        ours, theirs = results[("kerasdojo", algo)], results[("sb3", algo)]
-        fps_ratio = median([r["fps"] for r in ours]) / median([r["fps"] for r in theirs])
-        t_ours = median_solve([r["solve_seconds"] for r in ours])
-        t_theirs = median_solve([r["solve_seconds"] for r in theirs])
-        if t_ours is not None and t_theirs is not None:
-            goal = f"median time to goal x{t_ours / t_theirs:.2f} ({t_ours:{seconds}} s vs {t_theirs:{seconds}} s)"
-        else:
-            goal = f"median time to goal {fmt(t_ours, seconds, 'never')} s vs {fmt(t_theirs, seconds, 'never')} s"
-        lines.append(f"- {algo}: steps/s x{fps_ratio:.2f}; {goal}")
+        ours = results[("kerasdojo", algo)]
+        for lib, (_, label) in PEERS.items():
+            if (lib, algo) not in results:
+                continue
+            theirs = results[(lib, algo)]
+            fps_ratio = median([r["fps"] for r in ours]) / median([r["fps"] for r in theirs])
+            t_ours = median_solve([r["solve_seconds"] for r in ours])
+            t_theirs = median_solve([r["solve_seconds"] for r in theirs])
+            if t_ours is not None and t_theirs is not None:
+                goal = f"median time to goal x{t_ours / t_theirs:.2f} ({t_ours:{seconds}} s vs {t_theirs:{seconds}} s)"
+            else:
+                goal = f"median time to goal {fmt(t_ours, seconds, 'never')} s vs {fmt(t_theirs, seconds, 'never')} s"
+            lines.append(f"- {algo} vs {label}: steps/s x{fps_ratio:.2f}; {goal}")
     return lines

@@ -1,4 +1,4 @@
-"""CartPole-v1: kerasdojo PPO and DQN (presets) over five seeds, beside Stable-Baselines3 when installed.
+"""CartPole-v1: kerasdojo PPO and DQN (presets) over five seeds, beside Stable-Baselines3 and SBX when installed.
 
 For each seed: the first step count and training seconds at which a 20-episode
 deterministic evaluation (every 5,000 steps) reaches >= 475, training env-steps
@@ -9,14 +9,15 @@ libraries are evaluated by the same loop on the same vector env and seeds. Each
 (library, algorithm, seed) runs in a fresh Python process, one at a time. Median
 solve times count a seed that never solved as infinitely slow.
 
-SB3 runs with RL Zoo's CartPole-v1 hyperparameters on the CPU. Install it beside
-kerasdojo (never as a dependency): ``pip install torch==2.13.0 stable-baselines3``.
-kerasdojo runs its presets unchanged, which differ from SB3 in two ways: DQN is
-Double DQN (kerasdojo's default; SB3 has plain DQN only), and CartPole steps
-through Gymnasium's vectorised CartPole implementation (SB3 uses a DummyVecEnv
+SB3 and SBX (SB3 on JAX, every update compiled by XLA) run with RL Zoo's
+CartPole-v1 hyperparameters on the CPU. Install them beside kerasdojo, never as
+dependencies: ``pip install torch==2.13.0 stable-baselines3 sbx-rl``.
+kerasdojo runs its presets unchanged, which differ from the peers in two ways: DQN is
+Double DQN (kerasdojo's default; SB3 and SBX have plain DQN only), and CartPole steps
+through Gymnasium's vectorised CartPole implementation (the peers use a DummyVecEnv
 of single envs), which is part of kerasdojo's speed.
 
-    python benchmarks/cartpole.py                 # 5 seeds, both algorithms, SB3 if installed
+    python benchmarks/cartpole.py                 # 5 seeds, both algorithms, SB3 and SBX if installed
     python benchmarks/cartpole.py --seeds 2 --algos ppo --no-sb3
 """
 
@@ -34,6 +35,8 @@ from _common import (  # noqa: E402
     learning_tables,
     libraries,
     machine,
+    peer,
+    peer_algos,
     ratio_lines,
     run_worker,
     sb3_learn,
@@ -57,8 +60,8 @@ def kerasdojo_worker(algo: str, seed: int) -> dict:
     return kerasdojo_run(ENV_ID, algo, seed, EVAL_EVERY, EVAL_EPISODES, SOLVED, FINAL_EPISODES, EVAL_SEED + 1)
 
 
-def sb3_worker(algo: str, seed: int) -> dict:
-    from stable_baselines3 import DQN, PPO
+def peer_worker(lib: str, algo: str, seed: int) -> dict:
+    """SB3 or SBX (``lib``) with the same RL Zoo hyperparameters."""
     from stable_baselines3.common.env_util import make_vec_env
 
     def linear(value: float):
@@ -66,7 +69,7 @@ def sb3_worker(algo: str, seed: int) -> dict:
 
     if algo == "ppo":  # rl-baselines3-zoo hyperparams/ppo.yml, CartPole-v1
         env = make_vec_env(ENV_ID, n_envs=8, seed=seed)
-        model = PPO(
+        model = peer(lib, "ppo")(
             "MlpPolicy",
             env,
             n_steps=32,
@@ -84,7 +87,7 @@ def sb3_worker(algo: str, seed: int) -> dict:
         total = 100_000
     else:  # rl-baselines3-zoo hyperparams/dqn.yml, CartPole-v1
         env = make_vec_env(ENV_ID, n_envs=1, seed=seed)
-        model = DQN(
+        model = peer(lib, "dqn")(
             "MlpPolicy",
             env,
             learning_rate=2.3e-3,
@@ -117,19 +120,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--algos", default="ppo,dqn")
     parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 even if installed")
+    parser.add_argument("--no-sbx", action="store_true", help="skip SBX (SB3 on JAX) even if installed")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ALGO", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         lib, algo, seed = args.worker
-        fn = kerasdojo_worker if lib == "kerasdojo" else sb3_worker
-        print(json.dumps(fn(algo, int(seed))))
+        res = kerasdojo_worker(algo, int(seed)) if lib == "kerasdojo" else peer_worker(lib, algo, int(seed))
+        print(json.dumps(res))
         return
 
-    libs = libraries(args.no_sb3)
+    libs = libraries(args.no_sb3, args.no_sbx)
     results: dict[tuple[str, str], list[dict]] = {}
     for algo in args.algos.split(","):
-        for lib in libs:
+        for lib in [lib for lib in libs if peer_algos(lib, [algo])]:
             for seed in range(args.seeds):
                 res = json.loads(run_worker(Path(__file__), [lib, algo, str(seed)]))
                 results.setdefault((lib, algo), []).append(res)
@@ -142,16 +146,16 @@ def main() -> None:
 
     lines = [
         f"Machine: {machine()}. Date: {today()}. "
-        f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3')}.",
+        f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3', 'sbx', 'jax')}.",
         "",
         "Per seed (time = training-loop wall seconds minus evaluation; solved = first 20-episode deterministic "
         f"evaluation >= {SOLVED:.0f} (the goal), evaluated every {EVAL_EVERY:,} steps; final = 100 episodes). "
-        "kerasdojo DQN is Double DQN (its default), SB3's is plain DQN; kerasdojo steps Gymnasium's "
-        "vectorised CartPole, SB3 a DummyVecEnv. Median solve times count an unsolved seed as never:",
+        "kerasdojo DQN is Double DQN (its default), the peers' is plain DQN; kerasdojo steps Gymnasium's "
+        "vectorised CartPole, the peers a DummyVecEnv. Median solve times count an unsolved seed as never:",
         "",
         *learning_tables(results, ".2f"),
     ]
-    if "sb3" in libs:
+    if len(libs) > 1:
         lines += ratio_lines(results, args.algos.split(","), ".2f")
     body = "## CartPole-v1: PPO and DQN presets (`benchmarks/cartpole.py`)\n\n" + "\n".join(lines)
     print("\n" + body)

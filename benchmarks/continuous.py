@@ -1,4 +1,4 @@
-"""SAC and TD3 on Pendulum-v1, A2C on CartPole-v1 (kerasdojo presets), beside Stable-Baselines3 when installed.
+"""SAC and TD3 on Pendulum-v1, A2C on CartPole-v1 (kerasdojo presets), beside Stable-Baselines3 and SBX when installed.
 
 SAC and TD3: 20,000 steps with their presets (RL Zoo's Pendulum-v1 values), a
 10-episode deterministic evaluation every 1,000 steps: the first step and
@@ -12,12 +12,12 @@ final return and steps/s.
 Training seconds are the wall time of the library's training loop minus
 evaluation, compilation included; both libraries are evaluated by the same loop
 on the same vector env and seeds; each (library, algorithm, seed) runs in a fresh
-Python process, one at a time. SB3 runs on the CPU with RL Zoo's hyperparameters;
-install it beside kerasdojo, never as a dependency:
-``pip install torch==2.13.0 stable-baselines3``.
+Python process, one at a time. SB3 and SBX (SB3 on JAX; it has no A2C) run on the
+CPU with RL Zoo's hyperparameters; install them beside kerasdojo, never as
+dependencies: ``pip install torch==2.13.0 stable-baselines3 sbx-rl``.
 
-    python benchmarks/continuous.py                       # 5 seeds each, SB3 if installed
-    python benchmarks/continuous.py --algos sac --seeds 2 --sb3-seeds 1
+    python benchmarks/continuous.py                       # 5 seeds each, SB3 and SBX if installed
+    python benchmarks/continuous.py --algos sac --seeds 2 --sb3-seeds 1 --no-sbx
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from _common import (  # noqa: E402
     learning_tables,
     libraries,
     machine,
+    peer,
+    peer_algos,
     ratio_lines,
     run_worker,
     sb3_learn,
@@ -60,18 +62,18 @@ def kerasdojo_worker(task: str, seed: int, steps: int) -> dict:
     )
 
 
-def sb3_worker(task: str, seed: int, steps: int) -> dict:
+def peer_worker(lib: str, task: str, seed: int, steps: int) -> dict:
+    """SB3 or SBX (``lib``) with the same RL Zoo hyperparameters."""
     import numpy as np
-    from stable_baselines3 import A2C, SAC, TD3
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.noise import NormalActionNoise
 
     env_id, _, every, episodes, threshold = TASKS[task]
     common = {"seed": seed, "verbose": 0, "device": "cpu"}
     if task == "sac":  # rl-baselines3-zoo hyperparams/sac.yml, Pendulum-v1
-        model = SAC("MlpPolicy", make_vec_env(env_id, n_envs=1, seed=seed), learning_rate=1e-3, **common)
+        model = peer(lib, "sac")("MlpPolicy", make_vec_env(env_id, n_envs=1, seed=seed), learning_rate=1e-3, **common)
     elif task == "td3":  # rl-baselines3-zoo hyperparams/td3.yml, Pendulum-v1
-        model = TD3(
+        model = peer(lib, "td3")(
             "MlpPolicy",
             make_vec_env(env_id, n_envs=1, seed=seed),
             gamma=0.98,
@@ -85,35 +87,40 @@ def sb3_worker(task: str, seed: int, steps: int) -> dict:
             **common,
         )
     elif task == "a2c":  # rl-baselines3-zoo hyperparams/a2c.yml, CartPole-v1
-        model = A2C("MlpPolicy", make_vec_env(env_id, n_envs=8, seed=seed), ent_coef=0.0, **common)
+        model = peer(lib, "a2c")("MlpPolicy", make_vec_env(env_id, n_envs=8, seed=seed), ent_coef=0.0, **common)
     else:  # rl-baselines3-zoo hyperparams/sac.yml, MuJoCo defaults
-        model = SAC("MlpPolicy", make_vec_env(env_id, n_envs=1, seed=seed), learning_starts=10_000, **common)
+        model = peer(lib, "sac")(
+            "MlpPolicy", make_vec_env(env_id, n_envs=1, seed=seed), learning_starts=10_000, **common
+        )
     return sb3_learn(model, env_id, steps, seed, every, episodes, threshold, FINAL_EPISODES, EVAL_SEED, EVAL_SEED + 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--sb3-seeds", type=int, default=None, help="seeds for SB3 (default: --seeds)")
+    parser.add_argument("--sb3-seeds", type=int, default=None, help="seeds for SB3 and SBX (default: --seeds)")
     parser.add_argument("--algos", default="sac,td3,a2c")
     parser.add_argument("--a2c-steps", type=int, default=TASKS["a2c"][1])
     parser.add_argument("--mujoco", action="store_true", help="add SAC on HalfCheetah-v5 (mujoco extra)")
     parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 even if installed")
+    parser.add_argument("--no-sbx", action="store_true", help="skip SBX (SB3 on JAX) even if installed")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--worker", nargs=4, metavar=("LIB", "TASK", "SEED", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         lib, task, seed, steps = args.worker
-        fn = kerasdojo_worker if lib == "kerasdojo" else sb3_worker
-        print(json.dumps(fn(task, int(seed), int(steps))))
+        if lib == "kerasdojo":
+            print(json.dumps(kerasdojo_worker(task, int(seed), int(steps))))
+        else:
+            print(json.dumps(peer_worker(lib, task, int(seed), int(steps))))
         return
 
-    libs = libraries(args.no_sb3)
+    libs = libraries(args.no_sb3, args.no_sbx)
     tasks = args.algos.split(",") + (["sac-halfcheetah"] if args.mujoco else [])
     results: dict[tuple[str, str], list[dict]] = {}
     for task in tasks:
         steps = args.a2c_steps if task == "a2c" else TASKS[task][1]
-        for lib in libs:
+        for lib in [lib for lib in libs if peer_algos(lib, [task])]:
             n_seeds = args.seeds if lib == "kerasdojo" or args.sb3_seeds is None else args.sb3_seeds
             for seed in range(n_seeds):
                 res = json.loads(run_worker(Path(__file__), [lib, task, str(seed), str(steps)], timeout=3600))
@@ -127,7 +134,7 @@ def main() -> None:
 
     lines = [
         f"Machine: {machine()}. Date: {today()}. "
-        f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3')}.",
+        f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3', 'sbx', 'jax')}.",
         "",
         "Per seed (reached = first periodic deterministic evaluation at the goal: Pendulum 10 episodes every "
         "1,000 steps, goal -200; CartPole 20 episodes every 5,000 steps, goal 475; s = training-loop wall "
@@ -136,7 +143,7 @@ def main() -> None:
         "",
         *learning_tables(results, ".1f"),
     ]
-    if "sb3" in libs:
+    if len(libs) > 1:
         lines += ratio_lines(results, tasks, ".1f")
     body = "## Continuous control and A2C (`benchmarks/continuous.py`)\n\n" + "\n".join(lines)
     print("\n" + body)

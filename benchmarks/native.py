@@ -1,5 +1,5 @@
 """--native: PPO and DQN compiled end to end on TensorFlow-native envs, beside kerasdojo's
-Gymnasium path and Stable-Baselines3 (when installed), with the same presets.
+Gymnasium path, Stable-Baselines3 and SBX (when installed), with the same presets.
 
 Learning (five seeds each, one fresh process per run, one at a time): the first step
 count and training seconds at which a 20-episode deterministic evaluation on
@@ -13,8 +13,8 @@ Throughput: env steps/s of one compiled PPO iteration with the CartPole preset a
 with larger batches of envs, and of the rollout alone (policy + env, no update) for
 64 and 1,024 envs: the ceiling a compiled trainer approaches.
 
-    python benchmarks/native.py                       # everything, SB3 if installed
-    python benchmarks/native.py --seeds 2 --cases ppo-cartpole --no-sb3
+    python benchmarks/native.py                       # everything, SB3 and SBX if installed
+    python benchmarks/native.py --seeds 2 --cases ppo-cartpole --no-sb3 --no-sbx
     python benchmarks/native.py --throughput-only --envs 4096   # e.g. on a GPU machine
 """
 
@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     markdown_table,
     median,
     median_solve,
+    peer,
     run_worker,
     sb3_learn,
     today,
@@ -73,18 +74,18 @@ def kerasdojo_worker(lib: str, case: str, seed: int) -> dict:
     )
 
 
-def sb3_worker(case: str, seed: int) -> dict:
+def peer_worker(lib: str, case: str, seed: int) -> dict:
+    """SB3 or SBX (``lib``) on ``case``, with the same hyperparameters as kerasdojo's preset."""
     agent, env_id, goal = CASES[case]
     if env_id == "CartPole-v1":  # the same RL Zoo presets as benchmarks/cartpole.py
-        from cartpole import sb3_worker as cartpole_sb3
+        from cartpole import peer_worker as cartpole_peer
 
-        return cartpole_sb3(agent, seed)
-    from stable_baselines3 import PPO
+        return cartpole_peer(lib, agent, seed)
     from stable_baselines3.common.env_util import make_vec_env
 
     # kerasdojo's Pendulum-v1 PPO preset: RL Zoo's values without gSDE (see presets.py).
     env = make_vec_env(env_id, n_envs=4, seed=seed)
-    model = PPO(
+    model = peer(lib, "ppo")(
         "MlpPolicy",
         env,
         n_steps=1024,
@@ -179,6 +180,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 even if installed")
+    parser.add_argument("--no-sbx", action="store_true", help="skip SBX (SB3 on JAX) even if installed")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--throughput-only", action="store_true")
     parser.add_argument("--envs", default="64,256", help="env counts for the throughput of larger batches")
@@ -188,15 +190,15 @@ def main() -> None:
         lib, *rest = args.worker
         if lib == "throughput":
             print(json.dumps(throughput_worker([int(n) for n in rest[0].split(",")])))
-        elif lib == "sb3":
-            print(json.dumps(sb3_worker(rest[0], int(rest[1]))))
+        elif lib in ("sb3", "sbx"):
+            print(json.dumps(peer_worker(lib, rest[0], int(rest[1]))))
         else:
             print(json.dumps(kerasdojo_worker(lib, rest[0], int(rest[1]))))
         return
 
     lines = [
         f"Machine: {machine()}. Date: {today()}. "
-        f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3')}.",
+        f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3', 'sbx', 'jax')}.",
         "",
     ]
     os.environ["KERASDOJO_XLA_CACHE"] = "0"  # the first call's time is a compilation
@@ -216,7 +218,7 @@ def main() -> None:
     ]
     if not args.throughput_only:
         results: dict[tuple[str, str], list[dict]] = {}
-        libs = ["native", "native-warm", *libraries(args.no_sb3)]
+        libs = ["native", "native-warm", *libraries(args.no_sb3, args.no_sbx)]
         cache = tempfile.mkdtemp(prefix="kerasdojo-xla-bench-")
         for case in args.cases.split(","):
             for lib in libs:
@@ -225,8 +227,7 @@ def main() -> None:
                 if lib == "native-warm":
                     run_worker(Path(__file__), ["native", case, "0"])  # fill the cache
                 for seed in range(args.seeds):
-                    worker = ["sb3", case, str(seed)] if lib == "sb3" else [lib, case, str(seed)]
-                    res = json.loads(run_worker(Path(__file__), worker))
+                    res = json.loads(run_worker(Path(__file__), [lib, case, str(seed)]))
                     results.setdefault((lib, case), []).append(res)
                     print(
                         f"{lib:11s} {case} seed {seed}: goal at {fmt(res['solve_step'])} steps / "
@@ -247,9 +248,13 @@ def main() -> None:
             "Ratios (medians):",
             "",
         ]
-        for case in args.cases.split(","):
-            base = results.get(("sb3", case)) or results[("kerasdojo", case)]
-            base_name = "SB3" if ("sb3", case) in results else "kerasdojo (Gymnasium)"
+        for case, base_lib, base_name in [
+            (case, base_lib, base_name)
+            for case in args.cases.split(",")
+            for base_lib, base_name in (("kerasdojo", "kerasdojo (Gymnasium)"), ("sbx", "SBX"), ("sb3", "SB3"))
+            if (base_lib, case) in results
+        ]:
+            base = results[(base_lib, case)]
             for lib in ("native", "native-warm"):
                 ours = results[(lib, case)]
                 fps = median([r["fps"] for r in ours]) / median([r["fps"] for r in base])
