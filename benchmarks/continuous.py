@@ -34,6 +34,7 @@ from _common import (  # noqa: E402
     learning_tables,
     libraries,
     machine,
+    median,
     peer,
     peer_algos,
     ratio_lines,
@@ -95,6 +96,75 @@ def peer_worker(lib: str, task: str, seed: int, steps: int) -> dict:
     return sb3_learn(model, env_id, steps, seed, every, episodes, threshold, FINAL_EPISODES, EVAL_SEED, EVAL_SEED + 1)
 
 
+# The arithmetic of one gradient step (Pendulum: 3 observations, 1 action, batch 256, twin critics).
+OBS, ACT, BATCH = 3, 1, 256
+# task -> (hidden widths, updates before the first: learning_starts)
+UPDATE_SHAPES = {"sac": ((256, 256), 100), "td3": ((400, 300), 10_000)}
+
+
+def mlp_macs(sizes: list[int]) -> int:
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def update_flops(task: str) -> float:
+    """Float operations of one gradient step, counting multiply-adds of the matrix products
+    (2 FLOPs each; a backward pass is 2 forward passes, 1 when only the input gradient is
+    needed). SAC: next action, 2 target critics, 2 critics forward and backward, then the actor's
+    step through both critics. TD3: target actor, 2 target critics, 2 critics forward and backward,
+    and every 2nd step the actor's through the first critic."""
+    hidden, _ = UPDATE_SHAPES[task]
+    critic = mlp_macs([OBS + ACT, *hidden, 1])
+    if task == "sac":
+        actor = mlp_macs([OBS, *hidden, 2 * ACT])
+        macs = actor + 2 * critic + 6 * critic + (3 * actor + 4 * critic)
+    else:
+        actor = mlp_macs([OBS, *hidden, ACT])
+        macs = actor + 2 * critic + 6 * critic + (3 * actor + 2 * critic) / 2
+    return 2.0 * BATCH * macs
+
+
+def matmul_rate() -> float:
+    """This CPU's float32 matrix-product rate, FLOP/s: XLA on 1024 x 1024, best of 5 timings."""
+    import time
+
+    import numpy as np
+    import tensorflow as tf
+
+    n = 1024
+    a = tf.constant(np.random.default_rng(0).random((n, n), np.float32))
+    f = tf.function(lambda x: tf.matmul(tf.matmul(x, x), x), jit_compile=True)
+    f(a).numpy()
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(10):
+            f(a).numpy()
+        best = min(best, (time.perf_counter() - t0) / 10)
+    return 4 * n**3 / best
+
+
+def arithmetic_lines(results: dict[tuple[str, str], list[dict]], rate: float) -> list[str]:
+    """The share of the arithmetic limit each library's median run reached on SAC and TD3."""
+    lines = [
+        "",
+        f"Arithmetic limit: this CPU multiplies float32 matrices at {rate / 1e9:.0f} GFLOP/s (XLA, 1024 x 1024, "
+        "best of 5). Share = FLOPs of the gradient steps taken / training seconds / that rate:",
+        "",
+    ]
+    for task, (_, starts) in UPDATE_SHAPES.items():
+        flops = update_flops(task)
+        for lib in ("kerasdojo", "sbx", "sb3"):
+            runs = results.get((lib, task))
+            if not runs:
+                continue
+            share = median([(r["steps"] - starts) * flops / r["train_seconds"] / rate for r in runs])
+            lines.append(
+                f"- {task} {lib}: {flops / 1e6:.0f} MFLOP per gradient step, limit {rate / flops:,.0f} steps/s; "
+                f"reached {share:.0%}"
+            )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
@@ -109,7 +179,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         lib, task, seed, steps = args.worker
-        if lib == "kerasdojo":
+        if lib == "rate":
+            print(json.dumps(matmul_rate()))
+        elif lib == "kerasdojo":
             print(json.dumps(kerasdojo_worker(task, int(seed), int(steps))))
         else:
             print(json.dumps(peer_worker(lib, task, int(seed), int(steps))))
@@ -145,6 +217,8 @@ def main() -> None:
     ]
     if len(libs) > 1:
         lines += ratio_lines(results, tasks, ".1f")
+    if any(task in UPDATE_SHAPES for task in tasks):
+        lines += arithmetic_lines(results, float(run_worker(Path(__file__), ["rate", "-", "0", "0"])))
     body = "## Continuous control and A2C (`benchmarks/continuous.py`)\n\n" + "\n".join(lines)
     print("\n" + body)
     if not args.no_write:

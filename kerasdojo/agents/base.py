@@ -142,6 +142,9 @@ class Agent:
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         pass
 
+    def upgrade_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Rewrite, in place, a state saved by an older layout of this agent's networks into today's."""
+
     def refresh(self) -> None:
         """Called after weights change outside an update (loading a checkpoint)."""
 

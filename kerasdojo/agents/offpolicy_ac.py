@@ -22,6 +22,7 @@ import numpy as np
 from kerasdojo import backend, networks
 from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
+from kerasdojo.agents.ensemble import ensemble, upgrade_state
 from kerasdojo.agents.her import HerConfig, HerReplayBuffer, connect, her_buffer
 from kerasdojo.agents.rules import gradient_steps, polyak, schedule, updates_start
 from kerasdojo.config import option
@@ -101,21 +102,25 @@ class OffPolicyActorCritic(Agent):
         return networks.build((self.obs_dim + self.action_dim,), layers + networks.q_head(1, cfg.init), name)
 
     def build_critics(self, n: int) -> None:
-        """``n`` critics ``q1..qn``, their target copies and one Adam optimizer over all of them."""
+        """``n`` critics as one ensemble network (``critics``, a leading member axis in each
+        kernel), its target copy and one Adam optimizer. The members start from the weights of
+        ``n`` ordinary critic models, drawn as one model per critic always was."""
         keras = backend.keras()
-        self.critics = [self.critic(f"q{i + 1}") for i in range(n)]
-        self.critic_targets = [self.critic(f"q{i + 1}_target") for i in range(n)]
-        for target, online in zip(self.critic_targets, self.critics, strict=True):
-            target.set_weights(online.get_weights())
-        self.critic_vars = [v for c in self.critics for v in c.trainable_variables]
+        members = [self.critic(f"q{i + 1}") for i in range(n)]
+        self.critics = ensemble(members, self.cfg.activation, "critics")
+        self.critic_targets = ensemble(members, self.cfg.activation, "critics_target")
+        self.critic_vars = list(self.critics.trainable_variables)
         self.critic_opt = keras.optimizers.Adam(learning_rate=self.cfg.learning_rate)
         self.critic_opt.build(self.critic_vars)
 
     def update_critic_targets(self, where: Any = None) -> None:
-        """Polyak-average every critic target towards its critic (inside compiled code; with
+        """Polyak-average the critic targets towards the critics (inside compiled code; with
         ``where``, a boolean tensor, only when it holds)."""
-        for target, online in zip(self.critic_targets, self.critics, strict=True):
-            polyak(target.weights, online.weights, self.cfg.tau, where)
+        polyak(self.critic_targets.weights, self.critics.weights, self.cfg.tau, where)
+
+    def upgrade_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Agent states saved with one Keras model per critic (kerasdojo before the ensemble) load too."""
+        upgrade_state(arrays, self.critics.n, "critics", "critic")
 
     def actor_torso(self) -> list[Any]:
         cfg = self.cfg
@@ -133,20 +138,20 @@ class OffPolicyActorCritic(Agent):
             return build_nested(self.obs_spec, {"actor": mlp + head()}, name, flatten_images=True)
         return networks.build(self.obs_shape, self.actor_torso() + head(), name)
 
-    def q(self, model: Any, obs: Any, actions: Any) -> Any:
-        """``model``'s Q values, shape (batch,), inside compiled code."""
+    def q(self, model: Any, obs: Any, actions: Any, members: int | None = None) -> Any:
+        """The Q values of the ensemble ``model``'s members (``members``: the first so many),
+        shape (members, batch), inside compiled code."""
         tf = backend.tf()
         if self.obs_spec.nested:  # every leaf flattened, in the spec's order
             leaves = [tf.cast(obs[leaf.name], tf.float32) for leaf in self.obs_spec.leaves]
             flat = tf.concat([tf.reshape(x, [tf.shape(x)[0], -1]) for x in leaves], axis=1)
         else:
             flat = tf.reshape(tf.cast(obs, tf.float32), [-1, self.obs_dim])
-        return model(tf.concat([flat, actions], axis=1), training=True)[:, 0]
+        return model(tf.concat([flat, actions], axis=1), members=members)
 
-    def min_q(self, models: list[Any], obs: Any, actions: Any) -> Any:
-        """The smallest of the ``models``' Q values (one model: its values), inside compiled code."""
-        qs = [self.q(m, obs, actions) for m in models]
-        return qs[0] if len(qs) == 1 else backend.tf().reduce_min(backend.tf().stack(qs), axis=0)
+    def min_q(self, model: Any, obs: Any, actions: Any) -> Any:
+        """The smallest of the ensemble ``model``'s Q values, shape (batch,), inside compiled code."""
+        return backend.tf().reduce_min(self.q(model, obs, actions), axis=0)
 
     # ------------------------------------------------------------------ acting
     def to_env(self, actions: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from kerasdojo import backend, networks
 from kerasdojo.agents.acting import Forward
 from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic, OffPolicyConfig
-from kerasdojo.agents.speed import compiled, repeat, static_steps
+from kerasdojo.agents.speed import Direct, compiled, repeat, static_steps
 from kerasdojo.agents.squashed import SquashedDiagGaussian
 from kerasdojo.config import option
 from kerasdojo.encoders import extend
@@ -98,15 +98,11 @@ class SAC(OffPolicyActorCritic):
         tanh_mean = networks.fixed_linear(mean_only, None, "tanh", "tanh_mean")
         self.policy = extend(self.actor, [tanh_mean, networks.to_bounds(self.low, self.high)], "policy")
         self.forward = Forward([self.actor], fast=cfg.fast_act)
-        self._train = compiled(self._train_steps, cfg.jit_compile)
+        self._train = Direct(compiled(self._train_steps, cfg.jit_compile))
 
     # ------------------------------------------------------------------ persistence
     def networks(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor,
-            **{c.name: c for c in self.critics},
-            **{c.name: c for c in self.critic_targets},
-        }
+        return {"actor": self.actor, "critics": self.critics, "critics_target": self.critic_targets}
 
     def optimizers(self) -> dict[str, Any]:
         return {"actor": self.actor_opt, "critic": self.critic_opt, "ent_coef": self.ent_opt}
@@ -150,7 +146,7 @@ class SAC(OffPolicyActorCritic):
             q_next = self.min_q(self.critic_targets, o2, next_a) - ent_coef * next_logp
             target = tf.stop_gradient(r + cfg.gamma * (1.0 - d) * q_next)
             with tf.GradientTape() as tape:
-                critic_loss = 0.5 * tf.add_n([tf.reduce_mean((self.q(c, o, a) - target) ** 2) for c in self.critics])
+                critic_loss = 0.5 * tf.reduce_sum(tf.reduce_mean((self.q(self.critics, o, a) - target) ** 2, axis=1))
             self.critic_opt.apply(tape.gradient(critic_loss, self.critic_vars), self.critic_vars)
             # Actor: maximise the soft value of its own (reparameterised) action.
             with tf.GradientTape() as tape:

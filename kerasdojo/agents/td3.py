@@ -23,7 +23,7 @@ from kerasdojo import backend, networks
 from kerasdojo.agents.acting import Forward
 from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic, OffPolicyConfig
 from kerasdojo.agents.rules import polyak
-from kerasdojo.agents.speed import compiled, repeat, static_steps
+from kerasdojo.agents.speed import Direct, compiled, repeat, static_steps
 from kerasdojo.config import option
 from kerasdojo.encoders import extend
 from kerasdojo.observations import ObsSpec
@@ -83,13 +83,16 @@ class TD3(OffPolicyActorCritic):
         self.policy = extend(self.actor, [networks.to_bounds(self.low, self.high)], "policy")
         self.forward = Forward([self.actor], fast=cfg.fast_act)
         self.ou_state: np.ndarray | None = None
-        self._train = compiled(self._train_steps, cfg.jit_compile)
+        self._train = Direct(compiled(self._train_steps, cfg.jit_compile))
 
     # ------------------------------------------------------------------ persistence
     def networks(self) -> dict[str, Any]:
-        nets = {"actor": self.actor, "actor_target": self.actor_target}
-        nets.update({c.name: c for c in [*self.critics, *self.critic_targets]})
-        return nets
+        return {
+            "actor": self.actor,
+            "actor_target": self.actor_target,
+            "critics": self.critics,
+            "critics_target": self.critic_targets,
+        }
 
     def optimizers(self) -> dict[str, Any]:
         return {"actor": self.actor_opt, "critic": self.critic_opt}
@@ -166,13 +169,13 @@ class TD3(OffPolicyActorCritic):
             a, r, d = actions[i], rewards[i], terminated[i]
             target = self.td_target(r, d, o2, self.target_actions(o2))
             with tf.GradientTape() as tape:
-                critic_loss = tf.add_n([tf.reduce_mean((self.q(c, o, a) - target) ** 2) for c in self.critics])
+                critic_loss = tf.reduce_sum(tf.reduce_mean((self.q(self.critics, o, a) - target) ** 2, axis=1))
             self.critic_opt.apply(tape.gradient(critic_loss, self.critic_vars), self.critic_vars)
 
             def delayed() -> tuple[Any, Any]:
                 """The actor's step and the target updates, every ``policy_delay`` critic steps."""
                 with tf.GradientTape() as tape:
-                    actor_loss = -tf.reduce_mean(self.q(self.critics[0], o, self.actor(o, training=True)))
+                    actor_loss = -tf.reduce_mean(self.q(self.critics, o, self.actor(o, training=True), members=1))
                 self.actor_opt.apply(tape.gradient(actor_loss, actor_vars), actor_vars)
                 self.update_critic_targets()
                 polyak(self.actor_target.weights, self.actor.weights, cfg.tau)

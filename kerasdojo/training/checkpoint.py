@@ -45,6 +45,8 @@ def agent_state(agent: Any, buffers: bool = True) -> tuple[Arrays, Meta]:
 
 def load_agent_state(agent: Any, arrays: Arrays, meta: Meta, source: str = "checkpoint") -> None:
     """Put a saved state back into ``agent``; a one-line DojoError when it does not fit."""
+    arrays = dict(arrays)
+    agent.upgrade_state(arrays)  # an older layout of its networks
 
     def assign(key: str, var: Any) -> None:
         if key not in arrays:

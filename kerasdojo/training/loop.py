@@ -16,6 +16,7 @@ when the writing hooks read it, whatever the order of the list they came in.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -91,6 +92,7 @@ def run(agent: Any, env: Any, state: LoopState, hooks: list[Hook]) -> bool:
     for hook in hooks:
         hook.due(state.step)  # sets each hook's first call after the starting step
         hook.on_start(state)
+    gc.freeze()  # the agent, env and compiled functions live all run: collections need not walk them
     try:
         while state.step < state.total_steps and not state.stop:
             t0 = time.perf_counter()
@@ -110,5 +112,6 @@ def run(agent: Any, env: Any, state: LoopState, hooks: list[Hook]) -> bool:
             hook.on_end(state)
         return True
     finally:
+        gc.unfreeze()
         for hook in hooks:
             hook.on_close(state)

@@ -45,18 +45,15 @@ class _Constant:
 
 def test_twin_critic_target_uses_the_smaller_q_and_stops_at_termination() -> None:
     agent, _ = make("td3", gamma=0.98)
-    q1, q2 = object(), object()
-    values = {id(q1): [10.0, 5.0, -3.0], id(q2): [8.0, 7.0, -1.0]}
-    agent.critic_targets = [q1, q2]
-    agent.q = lambda model, obs, actions: np.asarray(values[id(model)], np.float32)
+    values = np.asarray([[10.0, 5.0, -3.0], [8.0, 7.0, -1.0]], np.float32)  # (critic, batch)
+    agent.q = lambda model, obs, actions, members=None: values[: len(values) if members is None else members]
     target = agent.td_target(
         np.array([1.0, 2.0, 0.5], np.float32), np.array([0.0, 1.0, 0.0], np.float32), None, None
     ).numpy()
     # r + 0.98 * (1 - terminated) * min(Q1', Q2'), worked by hand:
     np.testing.assert_allclose(target, [1 + 0.98 * 8.0, 2.0, 0.5 + 0.98 * -3.0], rtol=1e-6)
     ddpg, _ = make("ddpg", gamma=0.98)
-    ddpg.critic_targets = [q1]
-    ddpg.q = agent.q
+    ddpg.q = lambda model, obs, actions, members=None: values[:1]
     np.testing.assert_allclose(
         ddpg.td_target(np.float32([1.0]), np.float32([0.0]), None, None).numpy()[:1], [1 + 0.98 * 10.0], rtol=1e-6
     )
