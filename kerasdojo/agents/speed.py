@@ -29,7 +29,7 @@ def compiled(fn: Callable[..., Any], jit: bool, autograph: bool = True) -> Any:
 class Direct:
     """A ``tf.function`` called straight through the concrete function of its inputs' shapes
     and dtypes, skipping the dispatch that matches arguments to traces on every call (about
-    0.4 ms of a 1 ms call on a 2-core CPU: RESULTS.md, "off-policy update"). For a function
+    0.4 ms of a 1 ms call on a 2-core CPU: RESULTS.md, "The off-policy update"). For a function
     called once per env step with inputs of fixed shapes; anything else it passes on unchanged
     (``experimental_get_tracing_count`` included)."""
 
