@@ -53,7 +53,11 @@ CASES = {  # name: (agent, env, goal)
     "ppo-cartpole": ("ppo", "CartPole-v1", 475.0),
     "ppo-pendulum": ("ppo", "Pendulum-v1", -200.0),
     "dqn-cartpole": ("dqn", "CartPole-v1", 475.0),
+    "sac-pendulum": ("sac", "Pendulum-v1", -200.0),
 }
+# Off-policy cases as benchmarks/continuous.py measures them: (steps, eval every, eval episodes).
+# The preset's 20,000 steps cut to 8,000: every seed reaches -200 within 3,000-5,000 steps.
+OFF_POLICY = {"sac-pendulum": (8000, 1000, 10)}
 
 
 # --------------------------------------------------------------------------- workers
@@ -61,15 +65,17 @@ CASES = {  # name: (agent, env, goal)
 
 def kerasdojo_worker(lib: str, case: str, seed: int) -> dict:
     agent, env_id, goal = CASES[case]
+    steps, every, episodes = OFF_POLICY.get(case, (None, EVAL_EVERY, EVAL_EPISODES))
     return kerasdojo_run(
         env_id,
         agent,
         seed,
-        EVAL_EVERY,
-        EVAL_EPISODES,
+        every,
+        episodes,
         goal,
         FINAL_EPISODES,
         EVAL_SEED + 1,
+        total_steps=steps,
         native=lib.startswith("native"),
     )
 
@@ -77,6 +83,10 @@ def kerasdojo_worker(lib: str, case: str, seed: int) -> dict:
 def peer_worker(lib: str, case: str, seed: int) -> dict:
     """SB3 or SBX (``lib``) on ``case``, with the same hyperparameters as kerasdojo's preset."""
     agent, env_id, goal = CASES[case]
+    if case in OFF_POLICY:  # the same RL Zoo presets as benchmarks/continuous.py
+        from continuous import peer_worker as continuous_peer
+
+        return continuous_peer(lib, agent, seed, OFF_POLICY[case][0])
     if env_id == "CartPole-v1":  # the same RL Zoo presets as benchmarks/cartpole.py
         from cartpole import peer_worker as cartpole_peer
 
@@ -182,6 +192,11 @@ def main() -> None:
     parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 even if installed")
     parser.add_argument("--no-sbx", action="store_true", help="skip SBX (SB3 on JAX) even if installed")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument(
+        "--libs", default="native,native-warm,kerasdojo,sb3,sbx", help="which to run (peers only when installed)"
+    )
+    parser.add_argument("--no-throughput", action="store_true", help="skip the throughput measurement")
+    parser.add_argument("--section", help="the RESULTS.md section to write (default: native)")
     parser.add_argument("--throughput-only", action="store_true")
     parser.add_argument("--envs", default="64,256", help="env counts for the throughput of larger batches")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -201,24 +216,27 @@ def main() -> None:
         f"{versions('tensorflow', 'keras', 'gymnasium', 'numpy', 'torch', 'stable_baselines3', 'sbx', 'jax')}.",
         "",
     ]
-    os.environ["KERASDOJO_XLA_CACHE"] = "0"  # the first call's time is a compilation
-    throughput = json.loads(run_worker(Path(__file__), ["throughput", args.envs]))
-    print(json.dumps(throughput, indent=1), flush=True)
-    rows = [[r["config"], f"{r['steps_per_s']:,.0f}", f"{r['first_call_s']:.2f}"] for r in throughput["iterations"]]
-    lines += [
-        f"Throughput on the {throughput['device']} (PPO on native CartPole-v1, one compiled iteration per call):",
-        "",
-        markdown_table(["config", "env steps/s", "first call s (trace + compile)"], rows),
-        "",
-        "Rollout alone (64x64 tanh policy sampling + env step + autoreset, 1,000 steps per XLA call):",
-        "",
-        markdown_table(
-            ["envs", "env steps/s"], [[f"{r['n_envs']:,}", f"{r['steps_per_s']:,.0f}"] for r in throughput["rollouts"]]
-        ),
-    ]
+    if not args.no_throughput:
+        os.environ["KERASDOJO_XLA_CACHE"] = "0"  # the first call's time is a compilation
+        throughput = json.loads(run_worker(Path(__file__), ["throughput", args.envs]))
+        print(json.dumps(throughput, indent=1), flush=True)
+        rows = [[r["config"], f"{r['steps_per_s']:,.0f}", f"{r['first_call_s']:.2f}"] for r in throughput["iterations"]]
+        lines += [
+            f"Throughput on the {throughput['device']} (PPO on native CartPole-v1, one compiled iteration per call):",
+            "",
+            markdown_table(["config", "env steps/s", "first call s (trace + compile)"], rows),
+            "",
+            "Rollout alone (64x64 tanh policy sampling + env step + autoreset, 1,000 steps per XLA call):",
+            "",
+            markdown_table(
+                ["envs", "env steps/s"],
+                [[f"{r['n_envs']:,}", f"{r['steps_per_s']:,.0f}"] for r in throughput["rollouts"]],
+            ),
+        ]
     if not args.throughput_only:
         results: dict[tuple[str, str], list[dict]] = {}
-        libs = ["native", "native-warm", *libraries(args.no_sb3, args.no_sbx)]
+        wanted = args.libs.split(",")
+        libs = [lib for lib in ["native", "native-warm", *libraries(args.no_sb3, args.no_sbx)] if lib in wanted]
         cache = tempfile.mkdtemp(prefix="kerasdojo-xla-bench-")
         for case in args.cases.split(","):
             for lib in libs:
@@ -271,7 +289,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        update_section("native" if not args.throughput_only else "native-throughput", text)
+        update_section(args.section or ("native" if not args.throughput_only else "native-throughput"), text)
 
 
 if __name__ == "__main__":

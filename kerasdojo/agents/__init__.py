@@ -28,7 +28,7 @@ class AgentInfo:
         if not native:
             return getattr(importlib.import_module(self.module), self.cls)
         if not self.native:
-            able = " and ".join(n for n, info in REGISTRY.items() if info.native)
+            able = ", ".join(n for n, info in REGISTRY.items() if info.native)
             raise DojoError(f"--native trains {able}; {self.name} has no compiled trainer yet")
         module, cls = self.native.split(":")
         return getattr(importlib.import_module(module), cls)
@@ -73,6 +73,7 @@ REGISTRY: dict[str, AgentInfo] = {
             "SAC",
             "Soft Actor-Critic: squashed Gaussian, twin critics, tuned entropy (Haarnoja et al. 2018)",
             ("Box",),
+            native="kerasdojo.agents.native_offpolicy:NativeSAC",
         ),
         AgentInfo(
             "td3",
@@ -80,6 +81,7 @@ REGISTRY: dict[str, AgentInfo] = {
             "TD3",
             "Twin Delayed DDPG: twin critics, target smoothing, delayed actor (Fujimoto et al. 2018)",
             ("Box",),
+            native="kerasdojo.agents.native_offpolicy:NativeTD3",
         ),
         AgentInfo(
             "ddpg",
@@ -87,6 +89,7 @@ REGISTRY: dict[str, AgentInfo] = {
             "DDPG",
             "Deep Deterministic Policy Gradient, as TD3 with one critic and no delay (Lillicrap et al. 2016)",
             ("Box",),
+            native="kerasdojo.agents.native_offpolicy:NativeDDPG",
         ),
         AgentInfo(
             "random",

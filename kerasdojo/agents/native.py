@@ -37,6 +37,7 @@ from kerasdojo.agents.rules import (
     updates_start,
 )
 from kerasdojo.agents.speed import compiled
+from kerasdojo.agents.tf_replay import KEYS, TFReplay
 from kerasdojo.envs.native.vector import NativeVecEnv
 from kerasdojo.errors import DojoError
 
@@ -196,18 +197,9 @@ class NativeDQN(NativeTrainer, DQN):
             raise DojoError("--native DQN keeps its replay buffer in TensorFlow: leave optimize_memory_usage false")
         super().__init__(cfg, obs_spec, *args, **kwargs)
         tf = backend.tf()
-        cap, dim = cfg.buffer_size, obs_spec.size()
         # The TF buffer sits beside the NumPy one that checkpoints read: check room for both.
-        check_replay_memory(2 * cap, obs_spec)
-        self.replay = {
-            "obs": tf.Variable(tf.zeros([cap, dim]), trainable=False),
-            "actions": tf.Variable(tf.zeros([cap], tf.int32), trainable=False),
-            "rewards": tf.Variable(tf.zeros([cap]), trainable=False),
-            "next_obs": tf.Variable(tf.zeros([cap, dim]), trainable=False),
-            "terminated": tf.Variable(tf.zeros([cap]), trainable=False),
-        }
-        self.replay_pos = tf.Variable(0, trainable=False)
-        self.replay_size = tf.Variable(0, trainable=False)
+        check_replay_memory(2 * cfg.buffer_size, obs_spec)
+        self.replay = TFReplay(cfg.buffer_size, obs_spec.size(), (), tf.int32)
         self.calls = tf.Variable(self.n_calls, dtype=tf.int64, trainable=False)
         self.pending = tf.Variable(self.pending_target_updates, dtype=tf.int64, trainable=False)
         self._collect_train = compiled(self._iteration, jit=True, autograph=False)
@@ -225,35 +217,16 @@ class NativeDQN(NativeTrainer, DQN):
         return super().act(obs, deterministic, mask)
 
     # ------------------------------------------------------------------ persistence: the TF buffer
-    def _restore_replay(self) -> None:
-        """Move a loaded NumPy replay buffer (a resumed checkpoint) into the variables."""
-        buf = self.buffer
-        if len(buf) == 0:
-            return
-        self.replay["obs"].assign(buf.obs.reshape(self.cfg.buffer_size, -1))
-        self.replay["actions"].assign(buf.actions.reshape(-1).astype(np.int32))
-        self.replay["rewards"].assign(buf.rewards.astype(np.float32))
-        self.replay["next_obs"].assign(buf.next_obs.reshape(self.cfg.buffer_size, -1))
-        self.replay["terminated"].assign(buf.terminated.astype(np.float32))
-        self.replay_pos.assign(buf.pos)
-        self.replay_size.assign(len(buf))
-
     def extra_state(self, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if buffers:  # the NumPy buffer is what checkpoints hold
-            buf = self.buffer
-            buf.obs[:] = self.replay["obs"].numpy().reshape(buf.obs.shape)
-            buf.actions[:] = self.replay["actions"].numpy().reshape(buf.actions.shape)
-            buf.rewards[:] = self.replay["rewards"].numpy()
-            buf.next_obs[:] = self.replay["next_obs"].numpy().reshape(buf.next_obs.shape)
-            buf.terminated[:] = self.replay["terminated"].numpy()
-            buf.pos, buf.size = int(self.replay_pos.numpy()), int(self.replay_size.numpy())
+            self.replay.pull(self.buffer)
         self.n_calls, self.pending_target_updates = int(self.calls.numpy()), int(self.pending.numpy())
         return super().extra_state(buffers)
 
     def load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         super().load_extra_state(arrays, meta)
         if "replay/size" in meta:  # move the loaded NumPy buffer into the variables
-            self._restore_replay()
+            self.replay.push(self.buffer)
         self.calls.assign(self.n_calls)
         self.pending.assign(self.pending_target_updates)
 
@@ -280,7 +253,6 @@ class NativeDQN(NativeTrainer, DQN):
         cfg, env = self.cfg, self.env
         n_envs, steps = env.num_envs, cfg.train_freq
         taken = steps * n_envs
-        cap = cfg.buffer_size
 
         columns = {"obs": tf.float32, "actions": tf.int32, "rewards": tf.float32, "next_obs": tf.float32}
         columns |= {"terminated": tf.float32, "done": tf.bool, "ep_return": tf.float64, "ep_length": tf.int32}
@@ -309,15 +281,7 @@ class NativeDQN(NativeTrainer, DQN):
         _, arrays = self._rollout(steps, env.observe(), columns, step_fn)
         eps = epsilon(steps - 1)[0]
         # Store the whole stretch at once, as a ring buffer.
-        rows = (self.replay_pos + tf.range(taken)) % cap
-        for key in ("obs", "actions", "rewards", "next_obs", "terminated"):
-            data = tf.reshape(arrays[key], [taken, *arrays[key].shape[2:]])
-            if taken > cap:  # more than the buffer holds: the last ``cap`` transitions stay
-                self.replay[key].scatter_nd_update(rows[-cap:, None], data[-cap:])
-            else:
-                self.replay[key].scatter_nd_update(rows[:, None], data)
-        self.replay_pos.assign((self.replay_pos + taken) % cap)
-        self.replay_size.assign(tf.minimum(self.replay_size + taken, cap))
+        self.replay.store({k: tf.reshape(v, [taken, *v.shape[2:]]) for k, v in arrays.items() if k in KEYS})
         # Target updates due during collection collapse into one (see DQN.learn).
         target_every = target_interval(cfg.target_update_interval, n_envs)
         calls = self.calls + steps
@@ -330,9 +294,7 @@ class NativeDQN(NativeTrainer, DQN):
             tau = collapsed_tau(cfg.tau, tf.cast(self.pending, tf.float32))
             polyak(self.q_target.weights, self.q.weights, tau, where=self.pending > 0)
             self.pending.assign(0)  # stateful ops run in program order (automatic control dependencies)
-            idx = self.tf_rng.uniform([n_grad, cfg.batch_size], maxval=self.replay_size, dtype=tf.int32)
-            keys = ("obs", "actions", "rewards", "next_obs", "terminated")
-            return self._train_steps(*[tf.gather(self.replay[k], idx) for k in keys])
+            return self._train_steps(*self.replay.sample(self.tf_rng, [n_grad, cfg.batch_size]))
 
         loss, q_mean = tf.cond(train, train_steps, lambda: (tf.constant(0.0), tf.constant(0.0)))
         return {

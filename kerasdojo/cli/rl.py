@@ -114,7 +114,9 @@ def envs(
         from kerasdojo.envs.native import native_ids
 
         if name in native_ids():
-            table.add_row("--native", "a TensorFlow twin: train --native with ppo or dqn (compiled end to end)")
+            table.add_row(
+                "--native", "a TensorFlow twin: train --native with ppo, dqn, sac, td3 or ddpg (compiled end to end)"
+            )
         out.print(table)
         return
     groups = envs_mod.list_envs(name)
@@ -207,7 +209,7 @@ def train(
         typer.Option(
             "--native",
             help="Train on the TensorFlow twin of a classic-control env, rollout and update compiled as one "
-            "XLA program (ppo, dqn; evaluation stays on Gymnasium's env).",
+            "XLA program (ppo, dqn, sac, td3, ddpg; evaluation stays on Gymnasium's env).",
         ),
     ] = False,
     quiet: Quiet = False,

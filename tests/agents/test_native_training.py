@@ -101,8 +101,8 @@ def test_native_resume_continues_the_curve(runs_dir, agent: str) -> None:
     if agent == "dqn":  # the replay buffer went into the checkpoint and back into the TF variables
         saved = int(meta["replay/size"])
         assert saved == step
-        assert int(resumed.agent.replay_size.numpy()) == summary.steps
-        kept = resumed.agent.replay["obs"].numpy()[:saved]
+        assert int(resumed.agent.replay.size.numpy()) == summary.steps
+        kept = resumed.agent.replay.vars["obs"].numpy()[:saved]
         np.testing.assert_array_equal(kept, arrays["replay/obs"][:saved])
 
 
@@ -126,8 +126,8 @@ def test_native_bad_input_is_one_line(runs_dir) -> None:
     result = runner.invoke(app, [*base[:1], "LunarLander-v3", *base[1:]])
     assert result.exit_code == 2
     assert "no TensorFlow-native twin" in result.output and "CartPole-v1" in result.output
-    result = runner.invoke(app, [*base[:1], "Pendulum-v1", "--agent", "sac", *base[1:]])
-    assert result.exit_code == 2 and "ppo and dqn" in result.output
+    result = runner.invoke(app, [*base[:1], "Pendulum-v1", "--agent", "a2c", *base[1:]])
+    assert result.exit_code == 2 and "ppo, dqn, sac, td3, ddpg" in result.output
     result = runner.invoke(app, [*base[:1], "CartPole-v1", "--env-kwargs", "sutton_barto_reward=true", *base[1:]])
     assert result.exit_code == 2 and "--env-kwargs" in result.output
     assert not runs_dir.exists() or not list(runs_dir.iterdir())  # nothing half-made
@@ -156,16 +156,16 @@ def test_native_dqn_ring_buffer_wraps_and_keeps_the_newest(runs_dir) -> None:
     agent, env = session.agent, session.env
     agent.begin(env)
     agent.learn(env, 0, 128)
-    assert int(agent.replay_size.numpy()) == 40 and int(agent.replay_pos.numpy()) == 64 % 40
-    obs, next_obs = agent.replay["obs"].numpy(), agent.replay["next_obs"].numpy()
+    assert int(agent.replay.size.numpy()) == 40 and int(agent.replay.pos.numpy()) == 64 % 40
+    obs, next_obs = agent.replay.vars["obs"].numpy(), agent.replay.vars["next_obs"].numpy()
     # The 40 stored transitions are consecutive vector steps (4 envs): where no episode ended,
     # a row's next observation is the observation 4 rows later (in ring order).
-    order = (int(agent.replay_pos.numpy()) + np.arange(40)) % 40
-    obs, next_obs, terminated = obs[order], next_obs[order], agent.replay["terminated"].numpy()[order]
+    order = (int(agent.replay.pos.numpy()) + np.arange(40)) % 40
+    obs, next_obs, terminated = obs[order], next_obs[order], agent.replay.vars["terminated"].numpy()[order]
     follows = [np.allclose(next_obs[i], obs[i + 4]) for i in range(36) if not terminated[i]]
     assert np.mean(follows) > 0.8 and np.all(np.abs(obs).sum(axis=1) > 0)
     agent.learn(env, 64, 128)  # and it goes on wrapping
-    assert int(agent.replay_size.numpy()) == 40 and int(agent.replay_pos.numpy()) == 128 % 40
+    assert int(agent.replay.size.numpy()) == 40 and int(agent.replay.pos.numpy()) == 128 % 40
     session.run.close()
 
 
