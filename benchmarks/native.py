@@ -273,7 +273,7 @@ def main() -> None:
             if (base_lib, case) in results
         ]:
             base = results[(base_lib, case)]
-            for lib in ("native", "native-warm"):
+            for lib in [lib for lib in ("native", "native-warm") if (lib, case) in results]:
                 ours = results[(lib, case)]
                 fps = median([r["fps"] for r in ours]) / median([r["fps"] for r in base])
                 t_ours, t_base = (
