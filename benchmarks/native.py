@@ -257,7 +257,8 @@ def main() -> None:
         lines += [
             "",
             "Learning, per seed (goal: CartPole 475, Pendulum -200, first 20-episode deterministic evaluation on "
-            f"Gymnasium's env, every {EVAL_EVERY:,} steps; s = training-loop wall seconds minus evaluation, "
+            f"Gymnasium's env, every {EVAL_EVERY:,} steps; off-policy cases as benchmarks/continuous.py: "
+            "10 episodes every 1,000 steps over 8,000 steps; s = training-loop wall seconds minus evaluation, "
             "compilation included; final = 100 episodes; kerasdojo = the Gymnasium path, same preset). "
             "Medians count a seed that never got there as never:",
             "",

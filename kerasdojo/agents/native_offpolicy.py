@@ -7,7 +7,8 @@ in TensorFlow variables (:class:`~kerasdojo.agents.tf_replay.TFReplay`); every
 ``train_freq`` vector steps it runs ``gradient_steps`` gradient steps on minibatches drawn
 from those variables, through the very update the Gymnasium path compiles
 (``SAC._train_steps``, ``TD3._train_steps``). Python calls it once per chunk, takes the
-finished episodes and runs the hooks between calls.
+finished episodes and runs the hooks between calls. The losses it logs are their averages
+over the call's gradient steps (the Gymnasium path logs those of its last update).
 
 Networks, optimizers, checkpoint contents and ``policy.keras`` are those of SAC, TD3 and
 DDPG, so a native run's agent loads, resumes and evaluates as a plain one; the replay
@@ -71,6 +72,8 @@ class NativeOffPolicy(NativeTrainer):
     def begin(self, env: NativeVecEnv) -> None:
         if not isinstance(env, NativeVecEnv):
             raise TypeError(f"{type(self).__name__} trains on a NativeVecEnv")
+        if env.num_envs != self.cfg.n_envs:
+            raise ValueError(f"{type(self).__name__} was built for {self.cfg.n_envs} envs, not {env.num_envs}")
         self.env = env
         self.obs = None
         self.traces = 0
@@ -105,7 +108,8 @@ class NativeOffPolicy(NativeTrainer):
         # updates) comes back NaN: left out, as on the Gymnasium path.
         metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
         if trained:
-            metrics["train/learning_rate"] = schedule(cfg.lr_schedule, cfg.learning_rate, step / total_steps)
+            last = step + (n - freq) * n_envs  # where the call's last cycle began: the rate it trained with
+            metrics["train/learning_rate"] = schedule(cfg.lr_schedule, cfg.learning_rate, last / total_steps)
             metrics["train/n_updates"] = float(self.n_updates)
         return n * n_envs, metrics
 
