@@ -342,8 +342,9 @@ def test_dqn_learns_bit_flipping_with_her_only(runs_dir, her: bool) -> None:
 @pytest.mark.slow
 @fetch
 def test_sac_with_her_reaches_fetch_goals(runs_dir) -> None:
-    """The preset (the Zoo's hindsight SAC, 20,000 steps; constant learning rate), cut at 14,000 steps:
-    seeds 0 and 1 succeed every time from about 12,500."""
-    spec = TrainSpec("FetchReach-v4", "sac", seed=0, total_steps=14_000, eval_every=0, eval_episodes=20, save_every=0)
+    """The preset (the Zoo's hindsight SAC, 20,000 steps; constant learning rate). Seed 0's evaluations
+    every 2,000 steps rise late and unevenly (on an AVX-512 Zen 4: -5.3 at 12,000, -48.4 at 14,000,
+    -1.1 from 16,000 on), so the test runs the preset's whole budget, not a cut of it."""
+    spec = TrainSpec("FetchReach-v4", "sac", seed=0, total_steps=20_000, eval_every=0, eval_episodes=20, save_every=0)
     summary = start(spec, runs_dir).train()
     assert summary.eval.success_rate >= 0.9, summary.eval
