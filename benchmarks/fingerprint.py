@@ -6,9 +6,11 @@ prints a hash of every network weight, optimizer slot and variable in the run's
 ``agent.npz`` and the final evaluation. Run it before and after a change and compare
 the lines: equal hashes mean the same learning, step for step.
 
-    python benchmarks/fingerprint.py > after.txt
-    PYTHONPATH=/path/to/old/checkout python benchmarks/fingerprint.py > before.txt
+    cp benchmarks/fingerprint.py /tmp/fp.py && python /tmp/fp.py > after.txt
+    git stash && python /tmp/fp.py > before.txt; git stash pop
     diff before.txt after.txt
+
+(``PYTHONPATH=/old/checkout`` does not work: the editable install's import hook wins over it.)
 
 Where TensorFlow on the CPU is not bit-reproducible from run to run, a case prints
 ``(run twice: differs)`` with ``--twice``, so a difference there says nothing.
@@ -52,6 +54,14 @@ CASES: list[tuple[str, str, str, int, list[str]]] = [
     ("native-ppo-cartpole", "CartPole-v1", "ppo", 4096, ["--native"]),
     ("native-ppo-pendulum", "Pendulum-v1", "ppo", 4096, ["--native"]),
     ("native-dqn-cartpole", "CartPole-v1", "dqn", 5000, ["--native"]),
+    ("native-sac-pendulum", "Pendulum-v1", "sac", 1000, ["--native", "--set", "learning_starts=100"]),
+    (
+        "native-ddpg-ou",
+        "Pendulum-v1",
+        "ddpg",
+        1000,
+        ["--native", "--set", "noise_type=ornstein-uhlenbeck", "--set", "learning_starts=100"],
+    ),
     # The CNN path (uint8 frames, channels first, a torso shared by policy and value), on the tests' pixel env.
     (
         "ppo-pixels-cnn",

@@ -25,7 +25,7 @@ import numpy as np
 from kerasdojo import backend
 from kerasdojo.agents.buffers import check_replay_memory
 from kerasdojo.agents.native import NativeTrainer
-from kerasdojo.agents.rules import gradient_steps, schedule, schedule_tf, updates_start
+from kerasdojo.agents.rules import gradient_steps, ou_step, scale_actions, schedule, schedule_tf, updates_start
 from kerasdojo.agents.sac import SAC
 from kerasdojo.agents.speed import compiled
 from kerasdojo.agents.td3 import DDPG, TD3
@@ -150,7 +150,7 @@ class NativeOffPolicy(NativeTrainer):
             warmup = done_steps < cfg.learning_starts
             uniform = self.tf_rng.uniform([n_envs, dim], -1.0, 1.0)
             actions = tf.where(warmup, uniform, self.explore(obs, warmup))
-            env_actions = tf.reshape(low + (actions + 1.0) * 0.5 * (high - low), [n_envs, *self.action_shape])
+            env_actions = tf.reshape(scale_actions(actions, low, high), [n_envs, *self.action_shape])
             out, ep_return, ep_length, ends = env.tf_step(state, t, env_actions, ep_return, ep_length)
             # next_obs is the true last observation where an episode ended: truncations bootstrap.
             transition = {"obs": obs, "actions": actions, "rewards": out.reward, "next_obs": out.final_obs}
@@ -221,8 +221,7 @@ class NativeTD3(NativeOffPolicy, TD3):
         white = self.tf_rng.normal(tf.shape(mu))
         if cfg.noise_type == "normal":
             return tf.clip_by_value(mu + cfg.noise_std * white, -1.0, 1.0)
-        # x <- x + theta * (0 - x) * dt + sigma * sqrt(dt) * N(0, 1), still while actions are random
-        x = self.ou - cfg.ou_theta * self.ou * cfg.ou_dt + cfg.noise_std * math.sqrt(cfg.ou_dt) * white
+        x = ou_step(self.ou, white, cfg.ou_theta, cfg.ou_dt, cfg.noise_std)  # still while actions are random
         self.ou.assign(tf.where(warmup, self.ou, x))
         return tf.clip_by_value(mu + x, -1.0, 1.0)
 

@@ -24,7 +24,7 @@ from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import ReplayBuffer, check_replay_memory, collect
 from kerasdojo.agents.ensemble import ensemble, upgrade_state
 from kerasdojo.agents.her import HerConfig, HerReplayBuffer, connect, her_buffer
-from kerasdojo.agents.rules import gradient_steps, polyak, schedule, updates_start
+from kerasdojo.agents.rules import gradient_steps, polyak, scale_actions, schedule, updates_start
 from kerasdojo.config import option
 from kerasdojo.encoders import build_nested
 from kerasdojo.errors import DojoError
@@ -156,7 +156,7 @@ class OffPolicyActorCritic(Agent):
     # ------------------------------------------------------------------ acting
     def to_env(self, actions: np.ndarray) -> np.ndarray:
         """Map actions in [-1, 1] to the Box bounds."""
-        scaled = self.low + (actions + 1.0) * 0.5 * (self.high - self.low)
+        scaled = scale_actions(actions, self.low, self.high)
         return scaled.reshape(len(actions), *self.action_shape)
 
     def actions_from(self, out: np.ndarray, deterministic: bool) -> np.ndarray:

@@ -17,6 +17,8 @@ episode bootstraps from ``V(o_{t+1})`` while a *terminated* one does not.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from kerasdojo import backend
@@ -87,3 +89,19 @@ def collapsed_tau(tau: float, times: Any) -> Any:
     """The ``tau`` of one update equal to ``times`` Polyak updates towards a source that did not
     change in between: ``1 - (1 - tau) ** times`` (1 for hard copies)."""
     return 1.0 - (1.0 - tau) ** times
+
+
+# --------------------------------------------------------------------------- continuous actions
+# Pure arithmetic: the same function serves NumPy arrays (the Gymnasium path) and tensors
+# inside compiled code (``--native``), so both paths compute the same expression.
+
+
+def scale_actions(actions: Any, low: Any, high: Any) -> Any:
+    """Actions in [-1, 1] onto the Box bounds: ``low + (a + 1) * 0.5 * (high - low)``."""
+    return low + (actions + 1.0) * 0.5 * (high - low)
+
+
+def ou_step(x: Any, white: Any, theta: float, dt: float, sigma: float, sqrt: Callable[[float], Any] = math.sqrt) -> Any:
+    """One Ornstein-Uhlenbeck step towards 0: ``x + theta * (0 - x) * dt + sigma * sqrt(dt) * white``.
+    ``sqrt``: ``np.sqrt`` keeps the NumPy path's noise term in float64, as it always was."""
+    return x - theta * x * dt + sigma * sqrt(dt) * white

@@ -22,7 +22,7 @@ import numpy as np
 from kerasdojo import backend, networks
 from kerasdojo.agents.acting import Forward
 from kerasdojo.agents.offpolicy_ac import OffPolicyActorCritic, OffPolicyConfig
-from kerasdojo.agents.rules import polyak
+from kerasdojo.agents.rules import ou_step, polyak
 from kerasdojo.agents.speed import Direct, compiled, repeat, static_steps
 from kerasdojo.config import option
 from kerasdojo.encoders import extend
@@ -124,10 +124,8 @@ class TD3(OffPolicyActorCritic):
             return cfg.noise_std * white
         if self.ou_state is None or len(self.ou_state) != n:
             self.ou_state = np.zeros((n, self.action_dim), np.float32)
-        # x <- x + theta * (0 - x) * dt + sigma * sqrt(dt) * N(0, 1)
-        self.ou_state = (
-            self.ou_state - cfg.ou_theta * self.ou_state * cfg.ou_dt + cfg.noise_std * np.sqrt(cfg.ou_dt) * white
-        ).astype(np.float32)
+        x = ou_step(self.ou_state, white, cfg.ou_theta, cfg.ou_dt, cfg.noise_std, sqrt=np.sqrt)
+        self.ou_state = x.astype(np.float32)
         return self.ou_state
 
     def on_done(self, done: np.ndarray) -> None:

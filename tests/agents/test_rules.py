@@ -81,3 +81,18 @@ def test_gradient_steps_rule() -> None:
     assert rules.gradient_steps(1, 32) == 1
     assert rules.gradient_steps(-1, 32) == 32
     assert rules.gradient_steps(0, 32) == 0
+
+
+def test_action_scaling_and_ou_noise_are_the_same_on_both_paths(tf) -> None:
+    rng = np.random.default_rng(0)
+    low, high = np.array([-2.0, 0.0], np.float32), np.array([2.0, 5.0], np.float32)
+    actions = rng.uniform(-1, 1, (6, 2)).astype(np.float32)
+    scaled = rules.scale_actions(actions, low, high)
+    np.testing.assert_array_equal(rules.scale_actions(np.array([[-1.0, 1.0]], np.float32), low, high), [[-2.0, 5.0]])
+    np.testing.assert_array_equal(rules.scale_actions(tf.constant(actions), tf.constant(low), tf.constant(high)), scaled)
+    x, white = rng.normal(size=(6, 2)).astype(np.float32), rng.normal(size=(6, 2)).astype(np.float32)
+    # The NumPy path's noise term stays in float64 (its arithmetic before the rule was shared).
+    step = rules.ou_step(x, white, 0.15, 0.01, 0.1, sqrt=np.sqrt).astype(np.float32)
+    np.testing.assert_array_equal(step, (x - 0.15 * x * 0.01 + 0.1 * np.sqrt(0.01) * white).astype(np.float32))
+    twin = rules.ou_step(tf.constant(x), tf.constant(white), 0.15, 0.01, 0.1).numpy()
+    np.testing.assert_allclose(twin, step, rtol=1e-6, atol=1e-7)
