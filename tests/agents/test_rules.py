@@ -89,7 +89,8 @@ def test_action_scaling_and_ou_noise_are_the_same_on_both_paths(tf) -> None:
     actions = rng.uniform(-1, 1, (6, 2)).astype(np.float32)
     scaled = rules.scale_actions(actions, low, high)
     np.testing.assert_array_equal(rules.scale_actions(np.array([[-1.0, 1.0]], np.float32), low, high), [[-2.0, 5.0]])
-    np.testing.assert_array_equal(rules.scale_actions(tf.constant(actions), tf.constant(low), tf.constant(high)), scaled)
+    twin = rules.scale_actions(tf.constant(actions), tf.constant(low), tf.constant(high))
+    np.testing.assert_array_equal(twin, scaled)
     x, white = rng.normal(size=(6, 2)).astype(np.float32), rng.normal(size=(6, 2)).astype(np.float32)
     # The NumPy path's noise term stays in float64 (its arithmetic before the rule was shared).
     step = rules.ou_step(x, white, 0.15, 0.01, 0.1, sqrt=np.sqrt).astype(np.float32)
