@@ -133,6 +133,13 @@ def check_transition(batch: list[np.ndarray], state: np.ndarray, action: np.ndar
     assert batch[4][0, 0] == float(terminated) == 0.0 and not truncated
 
 
+def assert_same_networks(native, plain) -> None:
+    """Every weight of every network (actor, critics, their targets) equal, rtol 1e-5."""
+    for key, model in native.networks().items():
+        for a, b in zip(model.get_weights(), plain.networks()[key].get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 def test_native_sac_update_matches_the_gymnasium_path_update() -> None:
     native, plain, tf, state = one_step_each("sac")
     batch = stored(native)
@@ -146,9 +153,7 @@ def test_native_sac_update_matches_the_gymnasium_path_update() -> None:
     check_transition(batch, state, action)
     plain.tf_rng.uniform([1, 1], maxval=1, dtype=tf.int32)
     plain._train(*batch, np.int64(0), batch[0][0])
-    for key, model in native.networks().items():
-        for a, b in zip(model.get_weights(), plain.networks()[key].get_weights(), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert_same_networks(native, plain)
     np.testing.assert_allclose(native.log_ent_coef.numpy(), plain.log_ent_coef.numpy(), rtol=1e-6)
     assert native.n_updates == 1
 
@@ -164,8 +169,6 @@ def test_native_td3_update_matches_the_gymnasium_path_update(name: str) -> None:
     plain.tf_rng.uniform([1, 1], maxval=1, dtype=tf.int32)
     # One step: TD3's actor waits for the second (policy_delay 2), DDPG's moves at once.
     plain._train(*batch, np.int64(0), batch[0][0])
-    for key, model in native.networks().items():
-        for a, b in zip(model.get_weights(), plain.networks()[key].get_weights(), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert_same_networks(native, plain)
     moved = not np.allclose(native.actor.get_weights()[0], native.actor_target.get_weights()[0])
     assert moved == (name == "ddpg")
