@@ -206,4 +206,4 @@ def test_taxi_ppo_with_its_masks_and_without(runs_dir) -> None:
         )
         run = start(spec, runs_dir).train().run_dir
         scores[masks] = evaluate_run(run, episodes=20, deterministic=False).result.mean_reward
-    assert scores[True] >= 0.0 and scores[False] == -200.0, scores
+    assert scores[True] >= 0.0 and scores[False] < 0, scores
