@@ -89,18 +89,28 @@ def explained_variance_tf(returns: Any, values: Any) -> Any:
     return tf.where(var_y == 0, nan, 1.0 - tf.math.reduce_variance(returns - values) / var_y)
 
 
+def row_sum(x: Any, keepdims: bool = False) -> Any:
+    """The sum of a minibatch's values inside compiled code: of all of them for a minibatch
+    ``(batch,)``, of each row for minibatches of many seeds at once ``(seeds, batch)``
+    (:mod:`kerasdojo.agents.seeds`). One seed's minibatch runs the very op it always did."""
+    tf = backend.tf()
+    if len(x.shape) < 2:
+        return tf.reduce_sum(x)
+    return tf.reduce_sum(x, axis=-1, keepdims=keepdims)
+
+
 def normalize_advantages(advantages: Any, weight: Any) -> Any:
     """Advantages standardised with the mean and std under ``weight`` (summing to 1), inside compiled code."""
     tf = backend.tf()
-    mean = tf.reduce_sum(weight * advantages)
-    std = tf.sqrt(tf.reduce_sum(weight * (advantages - mean) ** 2))
+    mean = row_sum(weight * advantages, keepdims=True)
+    std = tf.sqrt(row_sum(weight * (advantages - mean) ** 2, keepdims=True))
     return (advantages - mean) / (std + 1e-8)
 
 
 def mask_weights(valid: Any) -> Any:
     """Per-transition weights of a mean over the ``valid`` ones (float32 0/1), inside compiled code."""
     tf = backend.tf()
-    return valid / tf.maximum(tf.reduce_sum(valid), 1.0)
+    return valid / tf.maximum(row_sum(valid, keepdims=True), 1.0)
 
 
 def n_logits(dist: Any) -> int:

@@ -17,7 +17,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kerasdojo import backend
-from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig, mask_weights, normalize_advantages
+from kerasdojo.agents.onpolicy import (
+    OnPolicyActorCritic,
+    OnPolicyConfig,
+    mask_weights,
+    normalize_advantages,
+    row_sum,
+)
 from kerasdojo.agents.rules import schedule
 from kerasdojo.agents.speed import compiled, repeat, use_xla
 from kerasdojo.config import option
@@ -152,11 +158,11 @@ def clipped_loss(
     log_ratio = logp - old_logp
     ratio = tf.exp(log_ratio)
     surrogate = tf.minimum(ratio * advantages, tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * advantages)
-    pg_loss = -tf.reduce_sum(weight * surrogate)
+    pg_loss = -row_sum(weight * surrogate)
     if cfg.clip_range_vf > 0:
         value = old_values + tf.clip_by_value(value - old_values, -cfg.clip_range_vf, cfg.clip_range_vf)
-    value_loss = tf.reduce_sum(weight * (returns - value) ** 2)
-    entropy_loss = -tf.reduce_sum(weight * entropy)
+    value_loss = row_sum(weight * (returns - value) ** 2)
+    entropy_loss = -row_sum(weight * entropy)
     loss = pg_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
     return loss, (ratio, log_ratio, pg_loss, value_loss, entropy_loss, loss)
 
@@ -166,8 +172,8 @@ def loss_statistics(weight: Any, clip: Any, parts: tuple[Any, ...]) -> tuple[Any
     (computed after the gradient tape, as they feed no gradient)."""
     tf = backend.tf()
     ratio, log_ratio, pg_loss, value_loss, entropy_loss, loss = parts
-    approx_kl = tf.reduce_sum(weight * ((ratio - 1.0) - log_ratio))
-    clip_fraction = tf.reduce_sum(weight * tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
+    approx_kl = row_sum(weight * ((ratio - 1.0) - log_ratio))
+    clip_fraction = row_sum(weight * tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
     return approx_kl, (pg_loss, value_loss, entropy_loss, approx_kl, clip_fraction, loss)
 
 

@@ -29,7 +29,13 @@ def bench(
     out: Annotated[Path | None, typer.Option("--out", help="Experiment folder (reuse it to resume).")] = None,
     eval_every: Annotated[int, typer.Option("--eval-every", help="Evaluate every N steps.")] = 10_000,
     eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per evaluation.", min=1)] = 10,
-    native: Annotated[bool, typer.Option("--native", help="Train on the TensorFlow twin (train --native).")] = False,
+    native: Annotated[
+        bool,
+        typer.Option(
+            "--native",
+            help="Train on the TensorFlow twin (train --native); ppo trains every seed in one compiled program.",
+        ),
+    ] = False,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -74,9 +80,17 @@ def bench(
     n_workers = spec.workers or bench_mod.default_workers(len(jobs))
     cons = console()
     where = f"Ray ({ray})" if ray else f"{n_workers} worker(s)"
+    batched = False
+    if native and not ray:  # every seed in one compiled program, where the agent can
+        from kerasdojo.agents.seeds import check_batchable
+        from kerasdojo.training.spec import resolve_config
+
+        why = check_batchable(name, resolve_config(name, env, overrides, steps), env)
+        batched = why is None
+        where = "one compiled program" if batched else f"{where} ({why})"
     cons.print(f"[bold]bench {name} on {env}[/bold]: seeds {', '.join(map(str, seed_list))}, {where}  ->  {folder}")
     t0 = time.perf_counter()
-    results = _run_with_progress(spec, jobs, quiet, ray)
+    results = _run_with_progress(spec, jobs, quiet, ray, batched)
     wall = time.perf_counter() - t0
     summary = summarize(folder)  # every seed the folder holds, earlier runs' too
     from rich.markdown import Markdown
@@ -89,7 +103,9 @@ def bench(
         raise typer.Exit(130 if interrupted else 1)
 
 
-def _run_with_progress(spec: Any, jobs: list[dict[str, Any]], quiet: bool, ray: str | None) -> list[dict[str, Any]]:
+def _run_with_progress(
+    spec: Any, jobs: list[dict[str, Any]], quiet: bool, ray: str | None, batched: bool = False
+) -> list[dict[str, Any]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kerasdojo.experiments import bench as bench_mod
@@ -113,6 +129,10 @@ def _run_with_progress(spec: Any, jobs: list[dict[str, Any]], quiet: bool, ray: 
             progress.update(tasks[seed], completed=step, total=total, info=info)
 
         watch = None if quiet else update
+        if batched:
+            from kerasdojo.experiments.batched import train_batched
+
+            return train_batched(spec, spec.seeds, watch)
         if ray:
             return bench_mod.run_ray(jobs, ray, watch)
         return bench_mod.run_local(spec, jobs, watch)

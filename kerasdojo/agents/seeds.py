@@ -1,0 +1,364 @@
+"""Many seeds in one compiled program: PPO on a TensorFlow-native env, every seed at once.
+
+Each seed has its own networks, optimizer state, envs and random streams, stacked along a
+leading seed axis: a layer of all the seeds is one batched matrix product (kernels
+``(seeds, in, out)``), the envs of all the seeds one batch of the native twin, and one XLA
+call runs a whole PPO iteration (rollout, GAE, every epoch and minibatch) of every seed.
+The seeds never mix: advantages are standardised and losses reduced per seed, gradients
+are clipped per seed, minibatches are drawn per seed (``tf.gather(batch_dims=1)``), Adam
+works element by element, and the seeds' losses are summed, so the gradient of one seed's
+weights is that seed's own.
+
+Random numbers come from counter-based streams (:class:`~kerasdojo.agents.streams.Streams`): draw ``j`` of a seed is a
+hash of the seed, the stream and ``j``, not a shared generator, so what a seed draws does not
+depend on which other seeds share its program. That is what makes seed ``k`` of a batched run
+train exactly as seed ``k`` alone (``tests/agents/test_seeds.py``). It is not the stream of
+``train --native``, so a batched seed follows another trajectory than that command's.
+
+Evaluation runs in the same program style: ``episodes`` native envs per seed, greedy, each
+episode to its end, from the same start states at every evaluation (as the Gymnasium path's
+seeded evaluation env). :mod:`kerasdojo.experiments.batched` drives it and writes each seed's
+run directory.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from kerasdojo import backend
+from kerasdojo.agents.native import NativeTrainer
+from kerasdojo.agents.onpolicy import gae_tf
+from kerasdojo.agents.ppo import LOSS_NAMES, clipped_loss, loss_statistics, minibatch_weights
+from kerasdojo.agents.rules import schedule_tf
+from kerasdojo.agents.speed import compiled
+from kerasdojo.agents.streams import RowStreams, Streams
+from kerasdojo.envs.native.vector import NativeVecEnv
+from kerasdojo.errors import DojoError
+
+# --------------------------------------------------------------------------- the networks
+
+
+def orthogonal(rng: np.random.Generator, fan_in: int, fan_out: int, gain: float) -> np.ndarray:
+    """An orthogonal ``(fan_in, fan_out)`` matrix times ``gain`` (as Keras' ``Orthogonal``)."""
+    a = rng.standard_normal((max(fan_in, fan_out), min(fan_in, fan_out)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    if fan_in < fan_out:
+        q = q.T
+    return (gain * q[:fan_in, :fan_out]).astype(np.float32)
+
+
+def initial_weights(seed: int, sizes: list[int], head_gain: float, salt: int) -> list[np.ndarray]:
+    """Kernel and bias of each layer of an MLP of ``sizes`` for ``seed``: orthogonal, gain
+    sqrt(2) in the hidden layers and ``head_gain`` in the last, biases 0 (SB3's ortho_init)."""
+    rng = np.random.default_rng([seed, salt])
+    weights = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        gain = head_gain if i == len(sizes) - 2 else math.sqrt(2)
+        weights += [orthogonal(rng, fan_in, fan_out, gain), np.zeros(fan_out, np.float32)]
+    return weights
+
+
+class SeedMLP:
+    """MLPs of the same sizes, one per seed, as kernels ``(seeds, in, out)`` and biases
+    ``(seeds, out)``: their weights in the order of a Keras model of Dense layers."""
+
+    def __init__(self, weights: list[list[np.ndarray]], activation: str, name: str) -> None:
+        keras = backend.keras()
+        self.activation = keras.activations.get(activation)
+        stacked = [np.stack(ws) for ws in zip(*weights, strict=True)]
+        self.weights = [keras.Variable(w, name=f"{name}_{i}") for i, w in enumerate(stacked)]
+
+    def __call__(self, x: Any) -> Any:
+        """``x`` shaped ``(seeds, batch, in)`` to ``(seeds, batch, out)``."""
+        tf = backend.tf()
+        n = len(self.weights) // 2
+        for i in range(n):
+            x = tf.matmul(x, self.weights[2 * i]) + self.weights[2 * i + 1][:, None, :]
+            if i < n - 1:
+                x = self.activation(x)
+        return x
+
+    def seed_weights(self, k: int) -> list[np.ndarray]:
+        """Seed ``k``'s weights, as its Keras model holds them."""
+        return [np.asarray(w.numpy()[k]) for w in self.weights]
+
+
+def clip_per_seed(grads: list[Any], max_norm: float) -> list[Any]:
+    """Each seed's gradients scaled to a global norm of at most ``max_norm``, as Keras'
+    ``global_clipnorm`` does for one model (``g * c / max(norm, c)``), the norm per seed."""
+    tf = backend.tf()
+    squares = [tf.reduce_sum(tf.square(g), axis=list(range(1, len(g.shape)))) for g in grads]
+    norm = tf.sqrt(tf.add_n(squares))
+    scale = max_norm / tf.maximum(norm, max_norm)
+    return [g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)) for g in grads]
+
+
+def explained_variance_rows(returns: Any, values: Any) -> Any:
+    """Each seed's explained variance of its returns ``(seeds, n)``."""
+    tf = backend.tf()
+    var_y = tf.math.reduce_variance(returns, axis=-1)
+    ev = 1.0 - tf.math.reduce_variance(returns - values, axis=-1) / tf.where(var_y == 0, 1.0, var_y)
+    return tf.where(var_y == 0, float("nan"), ev)
+
+
+# --------------------------------------------------------------------------- the trainer
+
+
+def check_batchable(agent: str, cfg: Any, env_id: str) -> str | None:
+    """Why ``agent`` with ``cfg`` cannot train its seeds in one program on ``env_id`` (None: it can)."""
+    from kerasdojo.envs import native
+
+    if agent != "ppo":
+        return f"{agent} trains one program per seed (only ppo batches its seeds so far)"
+    if env_id not in native.ENVS or not native.ENVS[env_id].discrete:
+        return f"{env_id} is not a discrete-action native env (batched PPO has categorical policies only)"
+    if cfg.normalize_obs or cfg.normalize_reward:
+        return "normalize_obs/normalize_reward are set (batched PPO keeps no per-seed statistics yet)"
+    if cfg.target_kl > 0:
+        return "target_kl is set (its early stop would end the epochs of every seed at once)"
+    return None
+
+
+class SeedsPPO(NativeTrainer):
+    """PPO for ``seeds`` at once on the native twin of ``env_id``: one compiled call per iteration
+    of every seed, and one compiled greedy evaluation of every seed."""
+
+    def __init__(self, cfg: Any, env_id: str, seeds: list[int], eval_episodes: int) -> None:
+        why = check_batchable("ppo", cfg, env_id)
+        if why:
+            raise DojoError(f"cannot batch these seeds: {why}")
+        self.cfg, self.seeds, self.n = cfg, list(seeds), len(seeds)
+        # XLA simplifies a seed axis of size one into other kernels: a lone seed gets a twin, so that
+        # its arithmetic is the same as beside other seeds; only the first ``n`` rows are reported.
+        members = self.seeds * 2 if self.n == 1 else self.seeds
+        self.members = len(members)
+        self.n_envs, self.eval_episodes = cfg.n_envs, eval_episodes
+        self.env = NativeVecEnv(env_id, self.members * cfg.n_envs, seed=0)
+        self.streams = {name: Streams(members, salt) for salt, name in enumerate(("env", "act", "perm", "eval"))}
+        self.env.rng = RowStreams(self.streams["env"], cfg.n_envs)
+        self.env.reset()
+        native_env = self.env.env
+        self.obs_dim, self.n_actions = native_env.obs_dim, native_env.n_actions
+        sizes = [self.obs_dim, *cfg.net_arch]
+        pi = [initial_weights(s, [*sizes, self.n_actions], 0.01, 0) for s in members]
+        self.pi = SeedMLP(pi, cfg.activation, "pi")
+        self.vf = SeedMLP([initial_weights(s, [*sizes, 1], 1.0, 1) for s in members], cfg.activation, "vf")
+        self.train_vars = [*self.pi.weights, *self.vf.weights]
+        keras = backend.keras()
+        self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
+        self.opt.build(self.train_vars)
+        self.n_updates = 0
+        self.traces = 0
+        self._numpy: dict[str, list[np.ndarray]] | None = None
+        self._iterate = compiled(self._iteration, jit=True, autograph=False)
+        self._evaluate = compiled(self._evaluation, jit=True, autograph=False)
+        # The update runs outside XLA: TensorFlow's own batched matrix products (oneDNN) take
+        # about half the time of XLA's on these small layers (RESULTS.md, "Many seeds").
+        self._train = compiled(self._update, jit=False, autograph=False)
+
+    # ------------------------------------------------------------------ called from Python
+    def iterate(self, step: int, total_steps: int) -> tuple[int, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """One iteration of every seed: the env steps each took, its scalars ``(seeds,)``, and its
+        finished episodes (``done``, ``ep_return``, ``ep_length`` shaped ``(steps, seeds, envs)``)."""
+        out = self._iterate(np.float32(step / total_steps))
+        stats = self._train(out.pop("batch"), out.pop("clip"))
+        out |= {f"train/{k}": v for k, v in stats.items() if k != "gradient_steps"}
+        out["gradient_steps"] = stats["gradient_steps"]
+        self._numpy = None
+        n = self.n
+        episodes = {k: out.pop(k).numpy()[:, :n] for k in ("done", "ep_return", "ep_length")}
+        self.n_updates += int(out.pop("gradient_steps"))
+        metrics = {k: v.numpy()[:n] for k, v in out.items()}
+        return self.cfg.n_steps * self.n_envs, metrics, episodes
+
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every seed's greedy evaluation: returns and lengths ``(seeds, episodes)``."""
+        returns, lengths = self._evaluate()
+        return returns.numpy()[: self.n], lengths.numpy()[: self.n]
+
+    # ------------------------------------------------------------------ one seed as a PPO agent
+    def _arrays(self) -> dict[str, list[np.ndarray]]:
+        if self._numpy is None:
+            self._numpy = {
+                "pi": [w.numpy() for w in self.pi.weights],
+                "vf": [w.numpy() for w in self.vf.weights],
+                "opt": [v.numpy() for v in self.opt.variables],
+            }
+        return self._numpy
+
+    def to_agent(self, k: int, agent: Any) -> None:
+        """Put seed ``k``'s weights and Adam state into ``agent``, a one-seed PPO of the same shapes."""
+        arrays = self._arrays()
+        agent.pi.set_weights([w[k] for w in arrays["pi"]])
+        agent.vf.set_weights([w[k] for w in arrays["vf"]])
+        for mine, theirs in zip(arrays["opt"], agent.opt.variables, strict=True):
+            theirs.assign(mine[k] if mine.ndim == len(theirs.shape) + 1 else mine)
+
+    def seed_extra(self, k: int) -> dict[str, np.ndarray]:
+        """Seed ``k``'s envs and stream counters: what a resume needs besides its agent state."""
+        rows = slice(k * self.n_envs, (k + 1) * self.n_envs)
+        env = self.env
+        out = {key: var.numpy()[rows] for key, var in (("state", env.state), ("t", env.t))}
+        out |= {key: var.numpy()[rows] for key, var in (("ep_return", env.ep_return), ("ep_length", env.ep_length))}
+        out |= {f"rng/{name}": s.counter.numpy()[k : k + 1] for name, s in self.streams.items()}
+        return out
+
+    def load_seeds(self, states: list[dict[str, np.ndarray]], n_updates: int) -> None:
+        """Load each seed's saved state (as :meth:`to_agent` and :meth:`seed_extra` wrote it)."""
+        states = states * (self.members // len(states))
+        try:
+            for i, w in enumerate(self.pi.weights):
+                w.assign(np.stack([s[f"net/policy/{i}"] for s in states]))
+            for i, w in enumerate(self.vf.weights):
+                w.assign(np.stack([s[f"net/value/{i}"] for s in states]))
+            for j, v in enumerate(self.opt.variables):
+                saved = [s[f"opt/adam/{j}"] for s in states]
+                v.assign(np.stack(saved) if len(v.shape) == saved[0].ndim + 1 else saved[0])
+            env = self.env
+            for key, var in (("state", env.state), ("t", env.t), ("ep_return", env.ep_return)):
+                var.assign(np.concatenate([s[f"seeds/{key}"] for s in states]))
+            env.ep_length.assign(np.concatenate([s["seeds/ep_length"] for s in states]))
+            for name, stream in self.streams.items():
+                stream.counter.assign(np.concatenate([s[f"seeds/rng/{name}"] for s in states]))
+        except (KeyError, ValueError) as exc:
+            raise DojoError(f"a seed's checkpoint does not fit this batched program: {exc}") from None
+        self.n_updates = n_updates
+        self._numpy = None
+
+    # ------------------------------------------------------------------ compiled
+    def _forward(self, obs: Any) -> tuple[Any, Any]:
+        return self.pi(obs), self.vf(obs)[..., 0]
+
+    def _iteration(self, progress: Any) -> dict[str, Any]:
+        tf = backend.tf()
+        self.traces += 1
+        cfg, env, S, E, T = self.cfg, self.env, self.members, self.n_envs, self.cfg.n_steps
+        lr = schedule_tf(cfg.lr_schedule, cfg.learning_rate, progress)
+        clip = schedule_tf(cfg.clip_schedule, cfg.clip_range, progress)
+        self.opt.learning_rate.assign(lr)
+
+        f32 = tf.float32
+        columns = {"obs": f32, "actions": tf.int32, "log_probs": f32, "values": f32, "rewards": f32}
+        columns |= {"terminated": f32, "done": tf.bool, "final_obs": f32, "ep_return": tf.float64}
+        columns |= {"ep_length": tf.int32}
+
+        def seeds_first(x: Any) -> Any:  # (S * E, ...) -> (S, E, ...)
+            return tf.reshape(x, [S, E, *x.shape[1:]])
+
+        def step_fn(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any) -> Any:
+            logits, value = self._forward(seeds_first(obs))
+            log_p = tf.nn.log_softmax(logits)
+            gumbel = -tf.math.log(-tf.math.log(self.streams["act"].uniform([E, self.n_actions])))
+            actions = tf.argmax(log_p + gumbel, axis=-1, output_type=tf.int32)
+            log_probs = tf.gather(log_p, actions, batch_dims=2)
+            out, ep_return, ep_length, (done, ep_ret_end, ep_len_end) = env.tf_step(
+                state, t, tf.reshape(actions, [S * E]), ep_return, ep_length
+            )
+            row = (seeds_first(obs), actions, log_probs, value, seeds_first(out.reward))
+            row += (seeds_first(tf.cast(out.terminated, f32)), seeds_first(done), seeds_first(out.final_obs))
+            row += (seeds_first(ep_ret_end), seeds_first(ep_len_end))
+            return row, out, ep_return, ep_length, out.obs
+
+        obs, data = self._rollout(T, env.observe(), columns, step_fn)  # columns (T, S, E, ...)
+        values, done = data["values"], data["done"]
+        last_value = self._forward(seeds_first(obs))[1]
+        final_obs = tf.reshape(tf.transpose(data["final_obs"], [1, 0, 2, 3]), [S, T * E, self.obs_dim])
+        final_values = tf.transpose(tf.reshape(self._forward(final_obs)[1], [S, T, E]), [1, 0, 2])
+        following = tf.concat([values[1:], last_value[None]], axis=0)
+        next_values = tf.where(done, final_values, following)  # an ended episode bootstraps from its own last obs
+
+        def envs_flat(x: Any) -> Any:  # (T, S, E) -> (T, S * E) for GAE, and back
+            return tf.reshape(x, [T, S * E])
+
+        advantages, returns = gae_tf(
+            *(envs_flat(x) for x in (data["rewards"], values, next_values, data["terminated"], done)),
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
+
+        def per_seed(x: Any) -> Any:  # (T, S, E, ...) -> (S, T * E, ...), each seed's rollout in time order
+            x = tf.reshape(x, [T, S, E, *x.shape[3:]]) if len(x.shape) == 2 else x
+            x = tf.transpose(x, [1, 0, 2, *range(3, len(x.shape))])
+            return tf.reshape(x, [S, T * E, *x.shape[3:]])
+
+        out = {"batch": [per_seed(data[k]) for k in ("obs", "actions", "log_probs")]}
+        out["batch"] += [per_seed(advantages), per_seed(returns), per_seed(values)]
+        out["clip"] = clip
+        out["train/explained_variance"] = explained_variance_rows(per_seed(returns), per_seed(values))
+        out["train/learning_rate"] = lr * tf.ones([S])
+        out["train/clip_range"] = clip * tf.ones([S])
+        for key in ("done", "ep_return", "ep_length"):
+            out[key] = data[key]
+        return out
+
+    def _update(self, batch: list[Any], clip: Any) -> dict[str, Any]:
+        """Every epoch and minibatch of every seed: PPO's loss per seed, summed over the seeds."""
+        tf = backend.tf()
+        cfg, S = self.cfg, self.members
+        obs, actions, old_logp, advantages, returns, old_values = batch
+        n = obs.shape[1]
+        bs = min(cfg.batch_size, n)
+        n_mb = n // bs
+        total = cfg.n_epochs * n_mb
+        perms = tf.argsort(self.streams["perm"].uniform([cfg.n_epochs, n]), axis=-1)[:, :, : n_mb * bs]
+        batches = tf.reshape(perms, [S, total, bs])
+        valid = tf.ones([S, bs])
+
+        def body(i: Any, sums: tuple[Any, ...]) -> Any:
+            idx = batches[:, i]
+
+            def pick(x: Any) -> Any:
+                return tf.gather(x, idx, batch_dims=1)
+
+            o, a, olp, adv, ret, ov = (pick(x) for x in (obs, actions, old_logp, advantages, returns, old_values))
+            weight, adv = minibatch_weights(cfg, adv, valid)
+            with tf.GradientTape() as tape:
+                logits, value = self._forward(o)
+                log_p = tf.nn.log_softmax(logits)
+                logp = tf.gather(log_p, a, batch_dims=2)
+                entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+                loss, parts = clipped_loss(cfg, logp, entropy, olp, adv, ret, value, ov, weight, clip)
+                total_loss = tf.reduce_sum(loss)
+            _, stats = loss_statistics(weight, clip, parts)
+            grads = clip_per_seed(tape.gradient(total_loss, self.train_vars), cfg.max_grad_norm)
+            self.opt.apply(grads, self.train_vars)
+            return i + 1, tuple(a + b for a, b in zip(sums, stats, strict=True))
+
+        start = (tf.constant(0), tuple(tf.zeros([S]) for _ in LOSS_NAMES))
+        _, sums = tf.while_loop(lambda i, _: i < total, body, start)
+        out = {k: v / float(total) for k, v in zip(LOSS_NAMES, sums, strict=True)}
+        out["gradient_steps"] = tf.constant(float(total))
+        return out
+
+    def _evaluation(self) -> tuple[Any, Any]:
+        """Greedy episodes on fresh native envs, ``eval_episodes`` per seed, each to its end."""
+        tf = backend.tf()
+        native_env, S, K = self.env.env, self.members, self.eval_episodes
+        stream = self.streams["eval"]
+        stream.counter.assign(tf.zeros_like(stream.counter))  # the same start states at every evaluation
+        state = native_env.initial(RowStreams(stream, K), S * K)
+        zeros = tf.zeros([S * K], tf.float64)
+        alive = tf.ones([S * K], tf.bool)
+
+        def body(t: Any, state: Any, alive: Any, ret: Any, length: Any) -> Any:
+            obs = tf.reshape(native_env.observe(state), [S, K, self.obs_dim])
+            actions = tf.argmax(self.pi(obs), axis=-1, output_type=tf.int32)
+            state, reward, terminated = native_env.dynamics(state, tf.reshape(actions, [S * K]))
+            ret = ret + tf.where(alive, tf.cast(reward, tf.float64), 0.0)
+            length = length + tf.cast(alive, tf.int32)
+            alive = alive & ~terminated & (t + 1 < native_env.max_episode_steps)
+            return t + 1, state, alive, ret, length
+
+        def cond(t: Any, state: Any, alive: Any, ret: Any, length: Any) -> Any:
+            return tf.reduce_any(alive)
+
+        start = (tf.constant(0), state, alive, zeros, tf.zeros([S * K], tf.int32))
+        _, _, _, ret, length = tf.while_loop(cond, body, start)
+        return tf.reshape(ret, [S, K]), tf.reshape(length, [S, K])
+
+
+__all__ = ["SeedsPPO", "check_batchable"]

@@ -1,0 +1,106 @@
+"""Many seeds in one program (kerasdojo.agents.seeds): random streams, per-seed rules, and seed k of
+a batched program training exactly as seed k beside other seeds or alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kerasdojo import backend
+from kerasdojo.agents.seeds import SeedsPPO, check_batchable, clip_per_seed
+from kerasdojo.agents.streams import Streams
+from kerasdojo.training.spec import resolve_config
+
+SMALL = {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2}
+
+
+def small_cfg(**extra):
+    return resolve_config("ppo", "CartPole-v1", {**SMALL, **extra}, 4096)
+
+
+def test_a_seed_draws_the_same_numbers_whatever_seeds_share_its_program() -> None:
+    together, alone = Streams([4, 7, 9], salt=2), Streams([7], salt=2)
+    for _ in range(3):
+        a, b = together.uniform([5, 3]).numpy(), alone.uniform([5, 3]).numpy()
+        np.testing.assert_array_equal(a[1], b[0])
+        assert a.shape == (3, 5, 3) and (a > 0).all() and (a < 1).all()
+    assert not np.array_equal(a[0], a[2])  # seeds differ
+    other = Streams([7], salt=3).uniform([5, 3]).numpy()
+    assert not np.array_equal(other[0], b[0])  # so do streams
+    many = Streams([0], salt=0).uniform([100_000]).numpy()[0]
+    assert abs(many.mean() - 0.5) < 0.01 and abs(many.var() - 1 / 12) < 0.002
+
+
+def test_gradients_are_clipped_per_seed_as_keras_clips_one_model() -> None:
+    tf = backend.tf()
+    rng = np.random.default_rng(0)
+    grads = [tf.constant(rng.normal(size=(3, 4, 5)) * s, tf.float32) for s in (1.0, 0.01)]
+    grads.append(tf.constant(rng.normal(size=(3, 5)) * 0.01, tf.float32))
+    clipped = clip_per_seed(grads, 0.5)
+    for k in range(3):
+        expected, _ = tf.clip_by_global_norm([g[k] for g in grads], 0.5)
+        for got, want in zip(clipped, expected, strict=True):
+            np.testing.assert_allclose(got[k].numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone() -> None:
+    cfg = small_cfg()
+    runs = {seeds: SeedsPPO(cfg, "CartPole-v1", list(seeds), 3) for seeds in ((0, 1, 2), (1, 2), (1,))}
+    metrics: dict = {seeds: [] for seeds in runs}
+    for i in range(6):
+        for seeds, trainer in runs.items():
+            metrics[seeds].append(trainer.iterate(i * 128, 4096)[1:])
+    row = {(0, 1, 2): 1, (1, 2): 0, (1,): 0}  # where seed 1 sits in each program
+    for seeds, trainer in runs.items():
+        assert trainer.traces == 1 and trainer._train.experimental_get_tracing_count() == 1
+        for (m, episodes), (m0, ep0) in zip(metrics[seeds], metrics[(0, 1, 2)], strict=True):
+            for key in m0:
+                if key == "train/explained_variance":  # a logged statistic, reduced by XLA row by row: last bits
+                    np.testing.assert_allclose(m[key][row[seeds]], m0[key][1], rtol=1e-5, err_msg=key)
+                else:
+                    np.testing.assert_array_equal(m[key][row[seeds]], m0[key][1], err_msg=key)
+            np.testing.assert_array_equal(episodes["ep_return"][:, row[seeds]], ep0["ep_return"][:, 1])
+        for mine, ref in zip(trainer.train_vars, runs[(0, 1, 2)].train_vars, strict=True):
+            np.testing.assert_array_equal(mine.numpy()[row[seeds]], ref.numpy()[1])
+        returns, lengths = trainer.evaluate()
+        ref_returns, _ = runs[(0, 1, 2)].evaluate()
+        np.testing.assert_array_equal(returns[row[seeds]], ref_returns[1])
+        assert returns.shape == (len(seeds), 3) and (lengths >= 8).all()
+    assert runs[(0, 1, 2)]._evaluate.experimental_get_tracing_count() == 1
+    # Different seeds learn differently.
+    assert not np.array_equal(runs[(0, 1, 2)].train_vars[0].numpy()[0], runs[(0, 1, 2)].train_vars[0].numpy()[1])
+
+
+def test_a_seed_becomes_a_plain_ppo_agent_with_its_own_weights_and_adam_state() -> None:
+    from kerasdojo.envs.native.vector import NativeVecEnv
+    from kerasdojo.training.spec import build_agent
+
+    cfg = small_cfg()
+    trainer = SeedsPPO(cfg, "CartPole-v1", [3, 5], 2)
+    trainer.iterate(0, 4096)
+    agent = build_agent("ppo", cfg, NativeVecEnv("CartPole-v1", cfg.n_envs, seed=0), 0)
+    obs = np.random.default_rng(1).normal(size=(7, 4)).astype(np.float32)
+    tf = backend.tf()
+    for k in (0, 1):
+        trainer.to_agent(k, agent)
+        logits = trainer.pi(tf.constant(np.stack([obs, obs]))).numpy()[k]
+        np.testing.assert_allclose(agent.pi(obs).numpy(), logits, rtol=1e-5, atol=1e-6)
+        values = trainer.vf(tf.constant(np.stack([obs, obs]))).numpy()[k]
+        np.testing.assert_allclose(agent.vf(obs).numpy(), values, rtol=1e-5, atol=1e-6)
+        slots = [v.numpy() for v in agent.opt.variables]
+        assert int(slots[0]) == 4 and np.abs(slots[-1]).sum() > 0  # 2 epochs of 2 minibatches, velocities set
+
+
+@pytest.mark.parametrize(
+    ("agent", "env_id", "overrides", "why"),
+    [
+        ("dqn", "CartPole-v1", {}, "only ppo batches"),
+        ("ppo", "Pendulum-v1", {}, "not a discrete-action native env"),
+        ("ppo", "Acrobot-v1", {}, "normalize_obs"),
+        ("ppo", "CartPole-v1", {"target_kl": 0.01}, "target_kl"),
+    ],
+)
+def test_what_cannot_batch_says_why(agent, env_id, overrides, why) -> None:
+    cfg = resolve_config(agent, env_id, overrides, None)
+    assert why in check_batchable(agent, cfg, env_id)
+    assert check_batchable("ppo", small_cfg(), "CartPole-v1") is None

@@ -1,0 +1,144 @@
+"""bench --native with PPO: every seed in one compiled program, each written as its own run."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kerasdojo.agents.seeds import SeedsPPO
+from kerasdojo.cli import app
+from kerasdojo.experiments import bench as bench_mod
+from kerasdojo.experiments.batched import train_batched
+from kerasdojo.files import load_arrays, read_json
+from kerasdojo.runs import read_progress
+from kerasdojo.training.session import evaluate_run
+from tests.test_runs import read_events
+
+runner = CliRunner()
+SMALL = {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2}
+STEPS = 2048  # 16 iterations of 128 steps
+
+
+def spec(out, seeds):
+    return bench_mod.BenchSpec(
+        "CartPole-v1",
+        "ppo",
+        seeds=tuple(seeds),
+        out=out,
+        total_steps=STEPS,
+        overrides=SMALL,
+        native=True,
+        eval_every=512,
+        eval_episodes=3,
+        save_every=1024,
+    )
+
+
+def train(out, seeds):
+    s = spec(out, seeds)
+    bench_mod.prepare(s)
+    return train_batched(s, s.seeds)
+
+
+def weights(run) -> dict[str, np.ndarray]:
+    arrays, _ = load_arrays(run / "agent.npz")
+    return {k: v for k, v in arrays.items() if k.startswith(("net/", "opt/"))}
+
+
+LEARNING = ("rollout/ep_rew_mean", "train/loss", "train/approx_kl", "eval/mean_reward", "time/episodes")
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """Seeds 0, 1 and 2 trained in one program."""
+    out = tmp_path_factory.mktemp("three")
+    return out, {r["seed"]: r for r in train(out, [0, 1, 2])}
+
+
+def test_each_seed_is_a_complete_run_directory(three) -> None:
+    out, results = three
+    assert {r["status"] for r in results.values()} == {"trained"}
+    for seed, result in results.items():
+        run = bench_mod.seed_run(out, seed)
+        assert str(run) == result["run"]
+        for name in ("config.json", "eval.json", "agent.npz", "policy.keras", "best_agent.npz", "best_policy.keras"):
+            assert (run / name).is_file(), name
+        rows = read_progress(run / "progress.csv")
+        assert int(rows[-1]["time/total_timesteps"]) == STEPS
+        evals = [float(r["eval/mean_reward"]) for r in rows if r.get("eval/mean_reward")]
+        assert len(evals) == 4  # 512, 1024, 1536 and the final one
+        scalars = read_events(run).Scalars("eval/mean_reward")
+        assert [round(e.value, 3) for e in scalars] == [round(v, 3) for v in evals]
+        # progress.csv keeps 6 significant digits
+        assert read_json(run / "eval.json")["mean_reward"] == pytest.approx(evals[-1], abs=1e-3)
+        # The run is an ordinary PPO run: kerasdojo eval loads it and plays Gymnasium's own env.
+        assert evaluate_run(run, episodes=2).result.mean_reward > 8
+
+
+def test_a_seed_learns_the_same_beside_other_seeds_or_alone(three, tmp_path) -> None:
+    out, _ = three
+    train(tmp_path / "alone", [1])
+    together, alone = bench_mod.seed_run(out, 1), bench_mod.seed_run(tmp_path / "alone", 1)
+    rows, rows_alone = read_progress(together / "progress.csv"), read_progress(alone / "progress.csv")
+    assert [{k: r.get(k) for k in LEARNING} for r in rows] == [{k: r.get(k) for k in LEARNING} for r in rows_alone]
+    mine, theirs = weights(together), weights(alone)
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        np.testing.assert_array_equal(mine[key], theirs[key], err_msg=key)
+    # ... and another seed learns differently.
+    other = weights(bench_mod.seed_run(out, 0))
+    assert not np.array_equal(other["net/policy/0"], mine["net/policy/0"])
+
+
+def test_ctrl_c_checkpoints_every_seed_and_bench_resumes_them_exactly(three, tmp_path, monkeypatch) -> None:
+    iterate = SeedsPPO.iterate
+
+    def iterate_then_interrupt(self, step, total):
+        out = iterate(self, step, total)
+        if step + out[0] == 768:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(SeedsPPO, "iterate", iterate_then_interrupt)
+    out = tmp_path / "stopped"
+    assert {r["status"] for r in train(out, [1, 2])} == {"interrupted"}
+    monkeypatch.setattr(SeedsPPO, "iterate", iterate)
+    for seed in (1, 2):
+        assert (bench_mod.seed_run(out, seed) / "checkpoints" / "step_000000000768.npz").is_file()
+    assert {r["status"] for r in train(out, [1, 2])} == {"trained"}
+    assert {r["status"] for r in train(out, [1, 2])} == {"done before"}
+    reference, _ = three
+    for seed in (1, 2):
+        mine, ref = weights(bench_mod.seed_run(out, seed)), weights(bench_mod.seed_run(reference, seed))
+        for key in ref:
+            np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"seed {seed} {key}")
+        rows = read_progress(bench_mod.seed_run(out, seed) / "progress.csv")
+        steps = [int(r["time/total_timesteps"]) for r in rows]
+        assert steps == sorted(set(steps))  # the resumed curve continues, no step twice
+
+
+def test_bench_cli_says_how_it_runs_the_seeds(tmp_path) -> None:
+    args = ["bench", "CartPole-v1", "--native", "--steps", "512", "--eval-every", "256", "--eval-episodes", "2", "-q"]
+    sets = [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]
+    result = runner.invoke(app, [*args, *sets, "--seeds", "2", "--out", str(tmp_path / "ppo")])
+    assert result.exit_code == 0, result.output
+    assert "one compiled program" in result.output
+    summary = read_json(tmp_path / "ppo" / "summary.json")
+    assert [r["seed"] for r in summary["seeds"]] == [0, 1] and summary["aggregate"]["seeds_finished"] == 2
+    assert (tmp_path / "ppo" / "curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_eight_batched_seeds_each_solve_cartpole(tmp_path) -> None:
+    """RL Zoo's PPO preset, 8 seeds in one program: every seed reaches a 475 evaluation."""
+    s = bench_mod.BenchSpec("CartPole-v1", "ppo", seeds=tuple(range(8)), out=tmp_path, native=True)
+    bench_mod.prepare(s)
+    results = train_batched(s, s.seeds)
+    assert len(results) == 8
+    for seed in range(8):
+        best = read_json(bench_mod.seed_run(tmp_path, seed) / "eval.json")["best_mean_reward"]
+        assert best >= 475, f"seed {seed}: best evaluation {best}"
