@@ -190,13 +190,18 @@ class SeedsPPO(NativeTrainer):
             }
         return self._numpy
 
-    def to_agent(self, k: int, agent: Any) -> None:
-        """Put seed ``k``'s weights and Adam state into ``agent``, a one-seed PPO of the same shapes."""
-        arrays = self._arrays()
-        agent.pi.set_weights([w[k] for w in arrays["pi"]])
-        agent.vf.set_weights([w[k] for w in arrays["vf"]])
-        for mine, theirs in zip(arrays["opt"], agent.opt.variables, strict=True):
-            theirs.assign(mine[k] if mine.ndim == len(theirs.shape) + 1 else mine)
+    def snapshot(self, k: int) -> dict[str, list[np.ndarray]]:
+        """Copies of seed ``k``'s weights and Adam state (the optimizer's scalars as they are)."""
+        return {name: [np.array(w[k] if w.ndim else w) for w in ws] for name, ws in self._arrays().items()}
+
+    def to_agent(self, k: int, agent: Any, snapshot: dict[str, list[np.ndarray]] | None = None) -> None:
+        """Put seed ``k``'s weights and Adam state (now, or as ``snapshot`` took them) into ``agent``,
+        a one-seed PPO of the same shapes."""
+        seed = snapshot if snapshot is not None else self.snapshot(k)
+        agent.pi.set_weights(seed["pi"])
+        agent.vf.set_weights(seed["vf"])
+        for mine, theirs in zip(seed["opt"], agent.opt.variables, strict=True):
+            theirs.assign(mine)
 
     def seed_extra(self, k: int) -> dict[str, np.ndarray]:
         """Seed ``k``'s envs and stream counters: what a resume needs besides its agent state."""

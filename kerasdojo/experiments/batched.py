@@ -10,7 +10,8 @@ with which running ``bench`` again resumes the seeds exactly where they stopped.
 stopped at different steps resume as separate programs, one per step.
 
 Evaluations run greedily on the native twin inside the program (every seed at once); the time
-they take is not training time, as for the Gymnasium path's evaluations.
+they take is not training time, as for the Gymnasium path's evaluations. A seed's best agent is
+kept in memory when found and written with the next checkpoint (and at the end).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class SeedRun:
         self.train_seconds = 0.0
         self.best_eval: float | None = None
         self.best_step: int | None = None
+        self.best: Any = None  # a snapshot of the best agent not yet written to best_agent.npz
         self.last_eval: float | None = None
         self.row: dict[str, float] = {}
 
@@ -223,7 +225,7 @@ class Program:
             member.last_eval = result.mean_reward
             if member.best_eval is None or result.mean_reward > member.best_eval:
                 member.best_eval, member.best_step = result.mean_reward, self.step
-                self._save_agent(k, "best_agent.npz", "best_policy.keras")
+                member.best = self.trainer.snapshot(k)  # written with the next checkpoint
             results.append(result)
         return results
 
@@ -257,11 +259,14 @@ class Program:
             member.run.write_json(NODE, node_info(False))
 
     # ------------------------------------------------------------------ each seed's files
-    def _seed_state(self, k: int, buffers: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Seed ``k`` as a plain PPO agent state (with its env and streams under ``seeds/``)."""
+    def _seed_state(
+        self, k: int, buffers: bool = True, snapshot: Any = None, step: int | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Seed ``k`` as a plain PPO agent state (with its env and streams under ``seeds/``), as it
+        is now or as ``snapshot`` took it at ``step``."""
         member = self.seeds[k]
-        self.trainer.to_agent(k, self.template)
-        meta = {"step": self.step, "train_seconds": member.train_seconds, "best_eval": member.best_eval}
+        self.trainer.to_agent(k, self.template, snapshot)
+        meta = {"step": step or self.step, "train_seconds": member.train_seconds, "best_eval": member.best_eval}
         meta.update({"best_step": member.best_step, "agent": self.spec.agent, "env_id": self.spec.env_id})
         arrays, out_meta = run_state(self.template, member.env, meta, buffers)
         arrays.update({EXTRA + key: v for key, v in self.trainer.seed_extra(k).items()})
@@ -269,14 +274,18 @@ class Program:
         return arrays, out_meta
 
     def _save_checkpoints(self) -> None:
+        """A checkpoint of every seed, and the best agents found since the last one."""
         for k, member in enumerate(self.seeds):
+            if member.best is not None:
+                self._save_agent(k, "best_agent.npz", "best_policy.keras", member.best, member.best_step)
+                member.best = None
             member.run.save_checkpoint(self.step, *self._seed_state(k))
 
-    def _save_agent(self, k: int, name: str, policy_name: str) -> None:
+    def _save_agent(self, k: int, name: str, policy_name: str, snapshot: Any = None, step: int | None = None) -> None:
         from kerasdojo.training.export import export_policy
 
         run = self.seeds[k].run
-        save_arrays(run.file(name), *self._seed_state(k, buffers=False))
+        save_arrays(run.file(name), *self._seed_state(k, False, snapshot, step))
         export_policy(self.template, self.template_env.normalizer, run.file(policy_name))
 
     def _result(self, member: SeedRun, status: str) -> dict[str, Any]:
