@@ -105,8 +105,8 @@ class Categorical(ActionDistribution):
         """Log-probabilities of ``actions`` and the entropy, from one ``log_softmax``."""
         tf = backend.tf()
         log_p = tf.nn.log_softmax(logits)
-        logp = tf.gather(log_p, actions, batch_dims=len(actions.shape))  # also (seeds, batch) of many seeds
-        entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+        logp = tf.gather(log_p, actions, batch_dims=1)
+        entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=1)
         return logp, entropy
 
     def tf_log_prob(self, logits: Any, actions: Any) -> Any:

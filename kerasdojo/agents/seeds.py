@@ -118,6 +118,8 @@ def check_batchable(agent: str, cfg: Any, env_id: str) -> str | None:
         return f"{env_id} is not a discrete-action native env (batched PPO has categorical policies only)"
     if cfg.normalize_obs or cfg.normalize_reward:
         return "normalize_obs/normalize_reward are set (batched PPO keeps no per-seed statistics yet)"
+    if not cfg.ortho_init:
+        return "ortho_init is off (batched PPO draws orthogonal initial weights)"
     if cfg.target_kl > 0:
         return "target_kl is set (its early stop would end the epochs of every seed at once)"
     return None
@@ -214,7 +216,9 @@ class SeedsPPO(NativeTrainer):
 
     def load_seeds(self, states: list[dict[str, np.ndarray]], n_updates: int) -> None:
         """Load each seed's saved state (as :meth:`to_agent` and :meth:`seed_extra` wrote it)."""
-        states = states * (self.members // len(states))
+        if len(states) != self.n:
+            raise DojoError(f"a batched program of {self.n} seeds was given {len(states)} saved states")
+        states = states * (self.members // self.n)  # a lone seed's twin
         try:
             for i, w in enumerate(self.pi.weights):
                 w.assign(np.stack([s[f"net/policy/{i}"] for s in states]))

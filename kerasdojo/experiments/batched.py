@@ -73,7 +73,8 @@ def train_batched(spec: BenchSpec, seeds: tuple[int, ...], on_progress: Progress
 
     cfg = resolve_config(spec.agent, spec.env_id, spec.overrides, spec.total_steps)
     results: list[dict[str, Any]] = []
-    groups: dict[int, list[tuple[int, Path | None, Any]]] = {}
+    # Seeds resume together when they stopped at the same step; fresh seeds form their own group.
+    groups: dict[tuple[int, bool], list[tuple[int, Path | None, Any]]] = {}
     for seed in seeds:
         existing = seed_run(spec.out, seed)
         if existing is not None and finished(existing):
@@ -86,13 +87,24 @@ def train_batched(spec: BenchSpec, seeds: tuple[int, ...], on_progress: Progress
                     f"{existing} was trained one program per seed: its checkpoint holds no batched state",
                     hint=f"continue it with: kerasdojo resume {existing}",
                 )
-            groups.setdefault(int(meta.get("step", 0)), []).append((seed, existing, (arrays, meta)))
+            groups.setdefault((int(meta.get("step", 0)), True), []).append((seed, existing, (arrays, meta)))
         else:
             if existing is not None:  # killed before its first checkpoint: nothing to keep
                 shutil.rmtree(existing)
-            groups.setdefault(0, []).append((seed, None, None))
-    for step in sorted(groups):
-        results += Program(spec, cfg, step, groups[step]).train(on_progress)
+            groups.setdefault((0, False), []).append((seed, None, None))
+    stop = _StopFlag()  # one Ctrl-C stops every group: the running one checkpoints, the rest never start
+    try:
+        for key in sorted(groups):
+            if stop.set:
+                results += [{"seed": m[0], "run": None, "status": "interrupted"} for m in groups[key]]
+                continue
+            try:
+                results += Program(spec, cfg, key[0], groups[key]).train(on_progress, stop)
+            except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keeping the last checkpoints
+                stop.set = True
+                results += [{"seed": m[0], "run": None, "status": "interrupted"} for m in groups[key]]
+    finally:
+        stop.restore()
     return results
 
 
@@ -158,9 +170,8 @@ class Program:
         return run
 
     # ------------------------------------------------------------------ the loop
-    def train(self, on_progress: Progress | None) -> list[dict[str, Any]]:
+    def train(self, on_progress: Progress | None, stop: _StopFlag) -> list[dict[str, Any]]:
         spec, total = self.spec, self.cfg.total_steps
-        stop = _StopFlag()
         next_log = self.step + LOG_INTERVAL
         next_eval = (self.step // spec.eval_every + 1) * spec.eval_every
         next_save = (self.step // spec.save_every + 1) * spec.save_every
@@ -174,6 +185,7 @@ class Program:
                 self._record(episodes)
                 for k, member in enumerate(self.seeds):
                     member.row.update({key: float(v[k]) for key, v in metrics.items()})
+                    member.row["train/n_updates"] = float(self.trainer.n_updates)
                 session += self._timed(time.perf_counter() - t0)
                 evaluated = self.step >= next_eval and self.step < total
                 if evaluated:
@@ -199,7 +211,6 @@ class Program:
                 self._report(on_progress)
             return [self._result(m, "trained") for m in self.seeds]
         finally:
-            stop.restore()
             for member in self.seeds:
                 member.run.close()
 
@@ -264,12 +275,17 @@ class Program:
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Seed ``k`` as a plain PPO agent state (with its env and streams under ``seeds/``), as it
         is now or as ``snapshot`` took it at ``step``."""
-        member = self.seeds[k]
+        member, at = self.seeds[k], step or self.step
         self.trainer.to_agent(k, self.template, snapshot)
-        meta = {"step": step or self.step, "train_seconds": member.train_seconds, "best_eval": member.best_eval}
+        # The one-seed agent's own generators, seeded by this seed and step: what a one-program-per-seed
+        # resume (kerasdojo resume) samples with. The batched program draws from its streams instead.
+        self.template.tf_rng.reset_from_seed(member.seed * 1_000_003 + at)
+        self.template.rng = np.random.default_rng([member.seed, at])
+        meta = {"step": at, "train_seconds": member.train_seconds, "best_eval": member.best_eval}
         meta.update({"best_step": member.best_step, "agent": self.spec.agent, "env_id": self.spec.env_id})
         arrays, out_meta = run_state(self.template, member.env, meta, buffers)
-        arrays.update({EXTRA + key: v for key, v in self.trainer.seed_extra(k).items()})
+        if snapshot is None:  # the envs and streams as they are now (a best agent's snapshot has none)
+            arrays.update({EXTRA + key: v for key, v in self.trainer.seed_extra(k).items()})
         out_meta["n_updates"] = self.trainer.n_updates
         return arrays, out_meta
 

@@ -98,6 +98,7 @@ def test_a_seed_becomes_a_plain_ppo_agent_with_its_own_weights_and_adam_state() 
         ("ppo", "Pendulum-v1", {}, "not a discrete-action native env"),
         ("ppo", "Acrobot-v1", {}, "normalize_obs"),
         ("ppo", "CartPole-v1", {"target_kl": 0.01}, "target_kl"),
+        ("ppo", "CartPole-v1", {"ortho_init": False}, "ortho_init"),
     ],
 )
 def test_what_cannot_batch_says_why(agent, env_id, overrides, why) -> None:

@@ -107,10 +107,14 @@ def test_ctrl_c_checkpoints_every_seed_and_bench_resumes_them_exactly(three, tmp
     out = tmp_path / "stopped"
     assert {r["status"] for r in train(out, [1, 2])} == {"interrupted"}
     monkeypatch.setattr(SeedsPPO, "iterate", iterate)
+    rngs = []
     for seed in (1, 2):
-        assert (bench_mod.seed_run(out, seed) / "checkpoints" / "step_000000000768.npz").is_file()
-    assert {r["status"] for r in train(out, [1, 2])} == {"trained"}
-    assert {r["status"] for r in train(out, [1, 2])} == {"done before"}
+        checkpoint = bench_mod.seed_run(out, seed) / "checkpoints" / "step_000000000768.npz"
+        rngs.append(load_arrays(checkpoint)[0]["rng/tf"])  # kerasdojo resume would sample each seed apart
+    assert not np.array_equal(*rngs)
+    # Seeds 1 and 2 resume at step 768 in one program; the new seed 3 starts in another.
+    assert {r["seed"]: r["status"] for r in train(out, [1, 2, 3])} == {1: "trained", 2: "trained", 3: "trained"}
+    assert {r["status"] for r in train(out, [1, 2, 3])} == {"done before"}
     reference, _ = three
     for seed in (1, 2):
         mine, ref = weights(bench_mod.seed_run(out, seed)), weights(bench_mod.seed_run(reference, seed))
