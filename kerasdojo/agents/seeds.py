@@ -113,7 +113,7 @@ def check_batchable(agent: str, cfg: Any, env_id: str) -> str | None:
     from kerasdojo.envs import native
 
     if agent != "ppo":
-        return f"{agent} trains one program per seed (only ppo batches its seeds so far)"
+        return f"only ppo batches its seeds so far, not {agent}"
     if env_id not in native.ENVS or not native.ENVS[env_id].discrete:
         return f"{env_id} is not a discrete-action native env (batched PPO has categorical policies only)"
     if cfg.normalize_obs or cfg.normalize_reward:

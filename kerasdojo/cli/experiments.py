@@ -87,8 +87,8 @@ def bench(
 
         why = check_batchable(name, resolve_config(name, env, overrides, steps), env)
         batched = why is None
-        where = "one compiled program" if batched else f"{where} ({why})"
-    cons.print(f"[bold]bench {name} on {env}[/bold]: seeds {', '.join(map(str, seed_list))}, {where}  ->  {folder}")
+        where = "one compiled program" if batched else f"{where}, one program per seed ({why})"
+    cons.print(f"[bold]bench {name} on {env}[/bold]: seeds {', '.join(map(str, seed_list))}; {where}  ->  {folder}")
     t0 = time.perf_counter()
     results = _run_with_progress(spec, jobs, quiet, ray, batched)
     wall = time.perf_counter() - t0
