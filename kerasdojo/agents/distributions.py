@@ -94,19 +94,21 @@ class Categorical(ActionDistribution):
 
     # ------------------------------------------------------------------ TensorFlow
     def tf_sample(self, logits: Any, tf_rng: Any) -> tuple[Any, Any]:
-        """Int32 actions ``argmax(log_softmax - log(-log u))``, ``u ~ U[1e-20, 1)``, and their log-probabilities."""
+        """Int32 actions ``argmax(log_softmax - log(-log u))``, ``u ~ U[1e-20, 1)``, and their log-probabilities.
+        Logits may carry leading axes beyond the batch (many seeds': ``(seeds, batch, n)``)."""
         tf = backend.tf()
         log_p = tf.nn.log_softmax(logits)
         u = tf_rng.uniform(tf.shape(logits), minval=1e-20, maxval=1.0)
-        actions = tf.argmax(log_p - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
-        return actions, tf.gather(log_p, actions, batch_dims=1)
+        actions = tf.argmax(log_p - tf.math.log(-tf.math.log(u)), axis=-1, output_type=tf.int32)
+        return actions, tf.gather(log_p, actions, batch_dims=len(logits.shape) - 1)
 
     def tf_log_prob_entropy(self, logits: Any, actions: Any) -> tuple[Any, Any]:
-        """Log-probabilities of ``actions`` and the entropy, from one ``log_softmax``."""
+        """Log-probabilities of ``actions`` and the entropy, from one ``log_softmax`` (leading axes as
+        :meth:`tf_sample`)."""
         tf = backend.tf()
         log_p = tf.nn.log_softmax(logits)
-        logp = tf.gather(log_p, actions, batch_dims=1)
-        entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=1)
+        logp = tf.gather(log_p, actions, batch_dims=len(logits.shape) - 1)
+        entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
         return logp, entropy
 
     def tf_log_prob(self, logits: Any, actions: Any) -> Any:

@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 
 from kerasdojo import backend
+from kerasdojo.agents import distributions
 from kerasdojo.agents.native import NativeTrainer
 from kerasdojo.agents.onpolicy import gae_tf
 from kerasdojo.agents.ppo import LOSS_NAMES, clipped_loss, loss_statistics, minibatch_weights
 from kerasdojo.agents.rules import schedule_tf
 from kerasdojo.agents.speed import compiled
-from kerasdojo.agents.streams import RowStreams, Streams
+from kerasdojo.agents.streams import RowStreams, SeedDraws, Streams
 from kerasdojo.envs.native.vector import NativeVecEnv
 from kerasdojo.errors import DojoError
 
@@ -142,9 +143,11 @@ class SeedsPPO(NativeTrainer):
         self.env = NativeVecEnv(env_id, self.members * cfg.n_envs, seed=0)
         self.streams = {name: Streams(members, salt) for salt, name in enumerate(("env", "act", "perm", "eval"))}
         self.env.rng = RowStreams(self.streams["env"], cfg.n_envs)
+        self.draws = SeedDraws(self.streams["act"])
         self.env.reset()
         native_env = self.env.env
         self.obs_dim, self.n_actions = native_env.obs_dim, native_env.n_actions
+        self.dist = distributions.Categorical(self.n_actions)
         sizes = [self.obs_dim, *cfg.net_arch]
         pi = [initial_weights(s, [*sizes, self.n_actions], 0.01, 0) for s in members]
         self.pi = SeedMLP(pi, cfg.activation, "pi")
@@ -260,10 +263,7 @@ class SeedsPPO(NativeTrainer):
 
         def step_fn(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any) -> Any:
             logits, value = self._forward(seeds_first(obs))
-            log_p = tf.nn.log_softmax(logits)
-            gumbel = -tf.math.log(-tf.math.log(self.streams["act"].uniform([E, self.n_actions])))
-            actions = tf.argmax(log_p + gumbel, axis=-1, output_type=tf.int32)
-            log_probs = tf.gather(log_p, actions, batch_dims=2)
+            actions, log_probs = self.dist.tf_sample(logits, self.draws)
             out, ep_return, ep_length, (done, ep_ret_end, ep_len_end) = env.tf_step(
                 state, t, tf.reshape(actions, [S * E]), ep_return, ep_length
             )
@@ -327,9 +327,7 @@ class SeedsPPO(NativeTrainer):
             weight, adv = minibatch_weights(cfg, adv, valid)
             with tf.GradientTape() as tape:
                 logits, value = self._forward(o)
-                log_p = tf.nn.log_softmax(logits)
-                logp = tf.gather(log_p, a, batch_dims=2)
-                entropy = -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+                logp, entropy = self.dist.tf_log_prob_entropy(logits, a)
                 loss, parts = clipped_loss(cfg, logp, entropy, olp, adv, ret, value, ov, weight, clip)
                 total_loss = tf.reduce_sum(loss)
             _, stats = loss_statistics(weight, clip, parts)

@@ -59,6 +59,20 @@ class Streams:
         return tf.cast(tf.reshape(u, [-1, *shape]), dtype)
 
 
+class SeedDraws:
+    """:class:`Streams` as the ``tf_rng`` an action distribution samples with
+    (:meth:`~kerasdojo.agents.distributions.Categorical.tf_sample`): ``uniform(shape)`` of a
+    shape whose first axis is the seeds."""
+
+    def __init__(self, streams: Streams) -> None:
+        self.streams = streams
+
+    def uniform(self, shape: Any, minval: float = 0.0, maxval: float = 1.0, dtype: Any = "float32") -> Any:
+        tf = backend.tf()
+        static = [int(d) for d in tf.get_static_value(shape)[1:]]
+        return minval + (maxval - minval) * self.streams.uniform(static, dtype)
+
+
 class RowStreams:
     """:class:`Streams` seen as the ``rng`` of a native env whose rows are ``rows`` envs per seed,
     seed after seed: what :meth:`kerasdojo.envs.native.NativeEnv.initial` draws from."""
@@ -73,4 +87,4 @@ class RowStreams:
         return tf.reshape(u, [-1, *tail])
 
 
-__all__ = ["RowStreams", "Streams"]
+__all__ = ["RowStreams", "SeedDraws", "Streams"]
