@@ -38,8 +38,8 @@ from kerasdojo.files import save_arrays
 from kerasdojo.runs import Run
 from kerasdojo.training.checkpoint import load_checkpoint, run_state
 from kerasdojo.training.evaluation import EvalResult
+from kerasdojo.training.session import LOG_INTERVAL
 
-LOG_INTERVAL = 1000
 EXTRA = "seeds/"  # the keys of a seed's checkpoint that only a batched resume reads
 Progress = Callable[[tuple], None]
 
