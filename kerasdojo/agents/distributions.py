@@ -299,19 +299,22 @@ class DiagGaussian(ActionDistribution):
 
     # ------------------------------------------------------------------ TensorFlow
     def tf_sample(self, mean: Any, log_std: Any, tf_rng: Any) -> tuple[Any, Any]:
-        """Flat actions ``mean + exp(log_std) * noise`` (one ``tf_rng.normal``) and their log-probabilities."""
+        """Flat actions ``mean + exp(log_std) * noise`` (one ``tf_rng.normal``) and their log-probabilities.
+        The mean may carry leading axes beyond the batch (many seeds': ``(seeds, batch, dim)``, with
+        ``log_std`` shaped ``(seeds, 1, dim)``)."""
         tf = backend.tf()
         noise = tf_rng.normal(tf.shape(mean))
         actions = mean + tf.exp(log_std) * noise
-        return actions, tf.reduce_sum(-0.5 * noise**2 - log_std - 0.5 * LOG_2PI, axis=1)
+        return actions, tf.reduce_sum(-0.5 * noise**2 - log_std - 0.5 * LOG_2PI, axis=-1)
 
     def tf_log_prob_entropy(self, mean: Any, log_std: Any, actions: Any) -> tuple[Any, Any]:
-        """Log-density of ``actions`` (reshaped to the mean's shape) and the entropy, per row."""
+        """Log-density of ``actions`` (reshaped to the mean's shape) and the entropy, per row (leading
+        axes as :meth:`tf_sample`)."""
         tf = backend.tf()
         flat_actions = tf.reshape(actions, tf.shape(mean))
         z = (flat_actions - mean) * tf.exp(-log_std)
-        logp = tf.reduce_sum(-0.5 * z**2 - log_std - 0.5 * LOG_2PI, axis=1)
-        entropy = tf.reduce_sum(log_std + 0.5 * (1.0 + LOG_2PI)) * tf.ones_like(logp)
+        logp = tf.reduce_sum(-0.5 * z**2 - log_std - 0.5 * LOG_2PI, axis=-1)
+        entropy = tf.reduce_sum(log_std + 0.5 * (1.0 + LOG_2PI), axis=-1) * tf.ones_like(logp)
         return logp, entropy
 
     def tf_log_prob(self, mean: Any, log_std: Any, actions: Any) -> Any:

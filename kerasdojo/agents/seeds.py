@@ -115,8 +115,8 @@ def check_batchable(agent: str, cfg: Any, env_id: str) -> str | None:
 
     if agent != "ppo":
         return f"only ppo batches its seeds so far, not {agent}"
-    if env_id not in native.ENVS or not native.ENVS[env_id].discrete:
-        return f"{env_id} is not a discrete-action native env (batched PPO has categorical policies only)"
+    if env_id not in native.ENVS:
+        return f"{env_id} has no TensorFlow-native twin"
     if cfg.normalize_obs or cfg.normalize_reward:
         return "normalize_obs/normalize_reward are set (batched PPO keeps no per-seed statistics yet)"
     if not cfg.ortho_init:
@@ -146,14 +146,26 @@ class SeedsPPO(NativeTrainer):
         self.draws = SeedDraws(self.streams["act"])
         self.env.reset()
         native_env = self.env.env
-        self.obs_dim, self.n_actions = native_env.obs_dim, native_env.n_actions
-        self.dist = distributions.Categorical(self.n_actions)
+        self.obs_dim, self.discrete = native_env.obs_dim, native_env.discrete
+        keras = backend.keras()
+        # Categorical logits, or a Gaussian's mean with a state-independent log-std per seed (as PPO).
+        self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.env.single_action_space.shape)
+        if self.discrete:
+            self.dist: Any = distributions.Categorical(native_env.n_actions)
+            outputs = native_env.n_actions
+        else:
+            self.dist = distributions.DiagGaussian(self.action_shape)
+            outputs = int(np.prod(self.action_shape))
         sizes = [self.obs_dim, *cfg.net_arch]
-        pi = [initial_weights(s, [*sizes, self.n_actions], 0.01, 0) for s in members]
+        pi = [initial_weights(s, [*sizes, outputs], 0.01, 0) for s in members]
         self.pi = SeedMLP(pi, cfg.activation, "pi")
         self.vf = SeedMLP([initial_weights(s, [*sizes, 1], 1.0, 1) for s in members], cfg.activation, "vf")
         self.train_vars = [*self.pi.weights, *self.vf.weights]
-        keras = backend.keras()
+        self.log_std = None
+        if not self.discrete:
+            std = np.full((self.members, outputs), cfg.log_std_init, np.float32)
+            self.log_std = keras.Variable(std, name="log_std")
+            self.train_vars.append(self.log_std)
         self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
         self.opt.build(self.train_vars)
         self.n_updates = 0
@@ -194,6 +206,8 @@ class SeedsPPO(NativeTrainer):
                 "vf": [w.numpy() for w in self.vf.weights],
                 "opt": [v.numpy() for v in self.opt.variables],
             }
+            if self.log_std is not None:
+                self._numpy["log_std"] = [self.log_std.numpy()]
         return self._numpy
 
     def snapshot(self, k: int) -> dict[str, list[np.ndarray]]:
@@ -206,6 +220,8 @@ class SeedsPPO(NativeTrainer):
         seed = snapshot if snapshot is not None else self.snapshot(k)
         agent.pi.set_weights(seed["pi"])
         agent.vf.set_weights(seed["vf"])
+        if self.log_std is not None:
+            agent.log_std.assign(seed["log_std"][0])
         for mine, theirs in zip(seed["opt"], agent.opt.variables, strict=True):
             theirs.assign(mine)
 
@@ -228,6 +244,8 @@ class SeedsPPO(NativeTrainer):
                 w.assign(np.stack([s[f"net/policy/{i}"] for s in states]))
             for i, w in enumerate(self.vf.weights):
                 w.assign(np.stack([s[f"net/value/{i}"] for s in states]))
+            if self.log_std is not None:
+                self.log_std.assign(np.stack([s["var/log_std"] for s in states]))
             for j, v in enumerate(self.opt.variables):
                 saved = [s[f"opt/adam/{j}"] for s in states]
                 v.assign(np.stack(saved) if len(v.shape) == saved[0].ndim + 1 else saved[0])
@@ -243,8 +261,13 @@ class SeedsPPO(NativeTrainer):
         self._numpy = None
 
     # ------------------------------------------------------------------ compiled
-    def _forward(self, obs: Any) -> tuple[Any, Any]:
-        return self.pi(obs), self.vf(obs)[..., 0]
+    def _forward(self, obs: Any) -> tuple[tuple[Any, ...], Any]:
+        """The distribution's parameters (logits; or the mean and each seed's log-std, shaped
+        ``(seeds, 1, dim)``) and the values of ``obs`` shaped ``(seeds, batch, obs_dim)``."""
+        tf = backend.tf()
+        out = self.pi(obs)
+        params = (out,) if self.log_std is None else (out, tf.expand_dims(self.log_std, 1))
+        return params, self.vf(obs)[..., 0]
 
     def _iteration(self, progress: Any) -> dict[str, Any]:
         tf = backend.tf()
@@ -255,18 +278,18 @@ class SeedsPPO(NativeTrainer):
         self.opt.learning_rate.assign(lr)
 
         f32 = tf.float32
-        columns = {"obs": f32, "actions": tf.int32, "log_probs": f32, "values": f32, "rewards": f32}
-        columns |= {"terminated": f32, "done": tf.bool, "final_obs": f32, "ep_return": tf.float64}
+        columns = {"obs": f32, "actions": tf.int32 if self.discrete else f32, "log_probs": f32, "values": f32}
+        columns |= {"rewards": f32, "terminated": f32, "done": tf.bool, "final_obs": f32, "ep_return": tf.float64}
         columns |= {"ep_length": tf.int32}
 
         def seeds_first(x: Any) -> Any:  # (S * E, ...) -> (S, E, ...)
             return tf.reshape(x, [S, E, *x.shape[1:]])
 
         def step_fn(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any) -> Any:
-            logits, value = self._forward(seeds_first(obs))
-            actions, log_probs = self.dist.tf_sample(logits, self.draws)
+            params, value = self._forward(seeds_first(obs))
+            actions, log_probs = self.dist.tf_sample(*params, self.draws)
             out, ep_return, ep_length, (done, ep_ret_end, ep_len_end) = env.tf_step(
-                state, t, tf.reshape(actions, [S * E]), ep_return, ep_length
+                state, t, tf.reshape(actions, [S * E, *self.action_shape]), ep_return, ep_length
             )
             row = (seeds_first(obs), actions, log_probs, value, seeds_first(out.reward))
             row += (seeds_first(tf.cast(out.terminated, f32)), seeds_first(done), seeds_first(out.final_obs))
@@ -327,8 +350,8 @@ class SeedsPPO(NativeTrainer):
             o, a, olp, adv, ret, ov = (pick(x) for x in (obs, actions, old_logp, advantages, returns, old_values))
             weight, adv = minibatch_weights(cfg, adv, valid)
             with tf.GradientTape() as tape:
-                logits, value = self._forward(o)
-                logp, entropy = self.dist.tf_log_prob_entropy(logits, a)
+                params, value = self._forward(o)
+                logp, entropy = self.dist.tf_log_prob_entropy(*params, a)
                 loss, parts = clipped_loss(cfg, logp, entropy, olp, adv, ret, value, ov, weight, clip)
                 total_loss = tf.reduce_sum(loss)
             _, stats = loss_statistics(weight, clip, parts)
@@ -340,6 +363,8 @@ class SeedsPPO(NativeTrainer):
         _, sums = tf.while_loop(lambda i, _: i < total, body, start)
         out = {k: v / float(total) for k, v in zip(LOSS_NAMES, sums, strict=True)}
         out["gradient_steps"] = tf.constant(float(total))
+        if self.log_std is not None:
+            out["std"] = tf.reduce_mean(tf.exp(self.log_std), axis=-1)
         return out
 
     def _evaluation(self) -> tuple[Any, Any]:
@@ -354,8 +379,9 @@ class SeedsPPO(NativeTrainer):
 
         def body(t: Any, state: Any, alive: Any, ret: Any, length: Any) -> Any:
             obs = tf.reshape(native_env.observe(state), [S, K, self.obs_dim])
-            actions = tf.argmax(self.pi(obs), axis=-1, output_type=tf.int32)
-            state, reward, terminated = native_env.dynamics(state, tf.reshape(actions, [S * K]))
+            out = self.pi(obs)  # greedy: the most likely action, or the Gaussian's mean (the env clips it)
+            actions = tf.argmax(out, axis=-1, output_type=tf.int32) if self.discrete else out
+            state, reward, terminated = native_env.dynamics(state, tf.reshape(actions, [S * K, *self.action_shape]))
             ret = ret + tf.where(alive, tf.cast(reward, tf.float64), 0.0)
             length = length + tf.cast(alive, tf.int32)
             alive = alive & ~terminated & (t + 1 < native_env.max_episode_steps)

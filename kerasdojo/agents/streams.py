@@ -61,8 +61,8 @@ class Streams:
 
 class SeedDraws:
     """:class:`Streams` as the ``tf_rng`` an action distribution samples with
-    (:meth:`~kerasdojo.agents.distributions.Categorical.tf_sample`): ``uniform(shape)`` of a
-    shape whose first axis is the seeds."""
+    (:meth:`~kerasdojo.agents.distributions.Categorical.tf_sample`): ``uniform(shape)`` and
+    ``normal(shape)`` of a shape whose first axis is the seeds."""
 
     def __init__(self, streams: Streams) -> None:
         self.streams = streams
@@ -71,6 +71,12 @@ class SeedDraws:
         tf = backend.tf()
         static = [int(d) for d in tf.get_static_value(shape)[1:]]
         return minval + (maxval - minval) * self.streams.uniform(static, dtype)
+
+    def normal(self, shape: Any) -> Any:
+        """Standard normal float32 numbers, one uniform each through the inverse normal CDF
+        (``sqrt(2) erfinv(2u - 1)``; ``u`` in (0, 1) keeps them within about 5.3)."""
+        tf = backend.tf()
+        return np.sqrt(2.0).astype(np.float32) * tf.math.erfinv(2.0 * self.uniform(shape) - 1.0)
 
 
 class RowStreams:

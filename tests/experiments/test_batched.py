@@ -23,9 +23,9 @@ SMALL = {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2}
 STEPS = 2048  # 16 iterations of 128 steps
 
 
-def spec(out, seeds):
+def spec(out, seeds, env_id="CartPole-v1"):
     return bench_mod.BenchSpec(
-        "CartPole-v1",
+        env_id,
         "ppo",
         seeds=tuple(seeds),
         out=out,
@@ -38,15 +38,15 @@ def spec(out, seeds):
     )
 
 
-def train(out, seeds):
-    s = spec(out, seeds)
+def train(out, seeds, env_id="CartPole-v1"):
+    s = spec(out, seeds, env_id)
     bench_mod.prepare(s)
     return train_batched(s, s.seeds)
 
 
 def weights(run) -> dict[str, np.ndarray]:
     arrays, _ = load_arrays(run / "agent.npz")
-    return {k: v for k, v in arrays.items() if k.startswith(("net/", "opt/"))}
+    return {k: v for k, v in arrays.items() if k.startswith(("net/", "opt/", "var/"))}
 
 
 LEARNING = ("rollout/ep_rew_mean", "train/loss", "train/approx_kl", "eval/mean_reward", "time/episodes")
@@ -123,6 +123,38 @@ def test_ctrl_c_checkpoints_every_seed_and_bench_resumes_them_exactly(three, tmp
         rows = read_progress(bench_mod.seed_run(out, seed) / "progress.csv")
         steps = [int(r["time/total_timesteps"]) for r in rows]
         assert steps == sorted(set(steps))  # the resumed curve continues, no step twice
+
+
+def test_gaussian_seeds_keep_their_own_log_std_through_a_resume(tmp_path, monkeypatch) -> None:
+    """Pendulum-v1: a Gaussian policy per seed, its log-std saved and loaded with the seed's checkpoint."""
+    whole = tmp_path / "whole"
+    assert {r["status"] for r in train(whole, [0, 1], "Pendulum-v1")} == {"trained"}
+    iterate = SeedsPPO.iterate
+
+    def iterate_then_interrupt(self, step, total):
+        out = iterate(self, step, total)
+        if step + out[0] == 1280:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(SeedsPPO, "iterate", iterate_then_interrupt)
+    stopped = tmp_path / "stopped"
+    assert {r["status"] for r in train(stopped, [0, 1], "Pendulum-v1")} == {"interrupted"}
+    monkeypatch.setattr(SeedsPPO, "iterate", iterate)
+    assert {r["status"] for r in train(stopped, [0, 1], "Pendulum-v1")} == {"trained"}
+    stds = []
+    for seed in (0, 1):
+        mine, ref = weights(bench_mod.seed_run(stopped, seed)), weights(bench_mod.seed_run(whole, seed))
+        assert mine.keys() == ref.keys() and "var/log_std" in ref
+        for key in ref:
+            np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"seed {seed} {key}")
+        stds.append(ref["var/log_std"])
+        row = read_progress(bench_mod.seed_run(whole, seed) / "progress.csv")[-1]
+        assert float(row["train/std"]) == pytest.approx(float(np.exp(ref["var/log_std"]).mean()), rel=1e-4)
+    assert not np.array_equal(*stds)
+    # An ordinary PPO run: its policy plays Gymnasium's Pendulum-v1 (200 steps an episode).
+    result = evaluate_run(bench_mod.seed_run(whole, 0), episodes=1).result
+    assert result.mean_ep_length == 200 and -2000 < result.mean_reward < 0
 
 
 def test_bench_cli_says_how_it_runs_the_seeds(tmp_path) -> None:
