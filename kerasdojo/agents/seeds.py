@@ -23,79 +23,21 @@ run directory.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from kerasdojo import backend
 from kerasdojo.agents import distributions
-from kerasdojo.agents.native import NativeTrainer
 from kerasdojo.agents.onpolicy import gae_tf
 from kerasdojo.agents.ppo import LOSS_NAMES, clipped_loss, loss_statistics, minibatch_weights
 from kerasdojo.agents.rules import schedule_tf
+from kerasdojo.agents.seed_base import SeedMLP, SeedTrainer, clip_per_seed, initial_weights
 from kerasdojo.agents.speed import compiled
-from kerasdojo.agents.streams import RowStreams, SeedDraws, Streams
-from kerasdojo.envs.native.vector import NativeVecEnv
+from kerasdojo.agents.streams import SeedDraws
 from kerasdojo.errors import DojoError
 
-# --------------------------------------------------------------------------- the networks
-
-
-def orthogonal(rng: np.random.Generator, fan_in: int, fan_out: int, gain: float) -> np.ndarray:
-    """An orthogonal ``(fan_in, fan_out)`` matrix times ``gain`` (as Keras' ``Orthogonal``)."""
-    a = rng.standard_normal((max(fan_in, fan_out), min(fan_in, fan_out)))
-    q, r = np.linalg.qr(a)
-    q *= np.sign(np.diag(r))
-    if fan_in < fan_out:
-        q = q.T
-    return (gain * q[:fan_in, :fan_out]).astype(np.float32)
-
-
-def initial_weights(seed: int, sizes: list[int], head_gain: float, salt: int) -> list[np.ndarray]:
-    """Kernel and bias of each layer of an MLP of ``sizes`` for ``seed``: orthogonal, gain
-    sqrt(2) in the hidden layers and ``head_gain`` in the last, biases 0 (SB3's ortho_init)."""
-    rng = np.random.default_rng([seed, salt])
-    weights = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        gain = head_gain if i == len(sizes) - 2 else math.sqrt(2)
-        weights += [orthogonal(rng, fan_in, fan_out, gain), np.zeros(fan_out, np.float32)]
-    return weights
-
-
-class SeedMLP:
-    """MLPs of the same sizes, one per seed, as kernels ``(seeds, in, out)`` and biases
-    ``(seeds, out)``: their weights in the order of a Keras model of Dense layers."""
-
-    def __init__(self, weights: list[list[np.ndarray]], activation: str, name: str) -> None:
-        keras = backend.keras()
-        self.activation = keras.activations.get(activation)
-        stacked = [np.stack(ws) for ws in zip(*weights, strict=True)]
-        self.weights = [keras.Variable(w, name=f"{name}_{i}") for i, w in enumerate(stacked)]
-
-    def __call__(self, x: Any) -> Any:
-        """``x`` shaped ``(seeds, batch, in)`` to ``(seeds, batch, out)``."""
-        tf = backend.tf()
-        n = len(self.weights) // 2
-        for i in range(n):
-            x = tf.matmul(x, self.weights[2 * i]) + self.weights[2 * i + 1][:, None, :]
-            if i < n - 1:
-                x = self.activation(x)
-        return x
-
-    def seed_weights(self, k: int) -> list[np.ndarray]:
-        """Seed ``k``'s weights, as its Keras model holds them."""
-        return [np.asarray(w.numpy()[k]) for w in self.weights]
-
-
-def clip_per_seed(grads: list[Any], max_norm: float) -> list[Any]:
-    """Each seed's gradients scaled to a global norm of at most ``max_norm``, as Keras'
-    ``global_clipnorm`` does for one model (``g * c / max(norm, c)``), the norm per seed."""
-    tf = backend.tf()
-    squares = [tf.reduce_sum(tf.square(g), axis=list(range(1, len(g.shape)))) for g in grads]
-    norm = tf.sqrt(tf.add_n(squares))
-    scale = max_norm / tf.maximum(norm, max_norm)
-    return [g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)) for g in grads]
+# --------------------------------------------------------------------------- the rules
 
 
 def explained_variance_rows(returns: Any, values: Any) -> Any:
@@ -126,30 +68,21 @@ def check_batchable(agent: str, cfg: Any, env_id: str) -> str | None:
     return None
 
 
-class SeedsPPO(NativeTrainer):
+class SeedsPPO(SeedTrainer):
     """PPO for ``seeds`` at once on the native twin of ``env_id``: one compiled call per iteration
     of every seed, and one compiled greedy evaluation of every seed."""
+
+    stream_names = ("env", "act", "perm", "eval")
 
     def __init__(self, cfg: Any, env_id: str, seeds: list[int], eval_episodes: int) -> None:
         why = check_batchable("ppo", cfg, env_id)
         if why:
             raise DojoError(f"cannot batch these seeds: {why}")
-        self.cfg, self.seeds, self.n = cfg, list(seeds), len(seeds)
-        # XLA simplifies a seed axis of size one into other kernels: a lone seed gets a twin, so that
-        # its arithmetic is the same as beside other seeds; only the first ``n`` rows are reported.
-        members = self.seeds * 2 if self.n == 1 else self.seeds
-        self.members = len(members)
-        self.n_envs, self.eval_episodes = cfg.n_envs, eval_episodes
-        self.env = NativeVecEnv(env_id, self.members * cfg.n_envs, seed=0)
-        self.streams = {name: Streams(members, salt) for salt, name in enumerate(("env", "act", "perm", "eval"))}
-        self.env.rng = RowStreams(self.streams["env"], cfg.n_envs)
+        members = self._seat(cfg, env_id, seeds, eval_episodes)
         self.draws = SeedDraws(self.streams["act"])
-        self.env.reset()
         native_env = self.env.env
-        self.obs_dim, self.discrete = native_env.obs_dim, native_env.discrete
         keras = backend.keras()
         # Categorical logits, or a Gaussian's mean with a state-independent log-std per seed (as PPO).
-        self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.env.single_action_space.shape)
         if self.discrete:
             self.dist: Any = distributions.Categorical(native_env.n_actions)
             outputs = native_env.n_actions
@@ -168,8 +101,6 @@ class SeedsPPO(NativeTrainer):
             self.train_vars.append(self.log_std)
         self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
         self.opt.build(self.train_vars)
-        self.n_updates = 0
-        self.traces = 0
         self._numpy: dict[str, list[np.ndarray]] | None = None
         self._iterate = compiled(self._iteration, jit=True, autograph=False)
         self._evaluate = compiled(self._evaluation, jit=True, autograph=False)
@@ -192,11 +123,6 @@ class SeedsPPO(NativeTrainer):
         self.n_updates += int(out.pop("gradient_steps"))
         metrics = {k: v.numpy()[:n] for k, v in out.items()}
         return self.cfg.n_steps * self.n_envs, metrics, episodes
-
-    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every seed's greedy evaluation: returns and lengths ``(seeds, episodes)``."""
-        returns, lengths = self._evaluate()
-        return returns.numpy()[: self.n], lengths.numpy()[: self.n]
 
     # ------------------------------------------------------------------ one seed as a PPO agent
     def _arrays(self) -> dict[str, list[np.ndarray]]:
@@ -225,20 +151,9 @@ class SeedsPPO(NativeTrainer):
         for mine, theirs in zip(seed["opt"], agent.opt.variables, strict=True):
             theirs.assign(mine)
 
-    def seed_extra(self, k: int) -> dict[str, np.ndarray]:
-        """Seed ``k``'s envs and stream counters: what a resume needs besides its agent state."""
-        rows = slice(k * self.n_envs, (k + 1) * self.n_envs)
-        env = self.env
-        out = {key: var.numpy()[rows] for key, var in (("state", env.state), ("t", env.t))}
-        out |= {key: var.numpy()[rows] for key, var in (("ep_return", env.ep_return), ("ep_length", env.ep_length))}
-        out |= {f"rng/{name}": s.counter.numpy()[k : k + 1] for name, s in self.streams.items()}
-        return out
-
     def load_seeds(self, states: list[dict[str, np.ndarray]], n_updates: int) -> None:
         """Load each seed's saved state (as :meth:`to_agent` and :meth:`seed_extra` wrote it)."""
-        if len(states) != self.n:
-            raise DojoError(f"a batched program of {self.n} seeds was given {len(states)} saved states")
-        states = states * (self.members // self.n)  # a lone seed's twin
+        states = self._load_envs(states)
         try:
             for i, w in enumerate(self.pi.weights):
                 w.assign(np.stack([s[f"net/policy/{i}"] for s in states]))
@@ -249,12 +164,6 @@ class SeedsPPO(NativeTrainer):
             for j, v in enumerate(self.opt.variables):
                 saved = [s[f"opt/adam/{j}"] for s in states]
                 v.assign(np.stack(saved) if len(v.shape) == saved[0].ndim + 1 else saved[0])
-            env = self.env
-            for key, var in (("state", env.state), ("t", env.t), ("ep_return", env.ep_return)):
-                var.assign(np.concatenate([s[f"seeds/{key}"] for s in states]))
-            env.ep_length.assign(np.concatenate([s["seeds/ep_length"] for s in states]))
-            for name, stream in self.streams.items():
-                stream.counter.assign(np.concatenate([s[f"seeds/rng/{name}"] for s in states]))
         except (KeyError, ValueError) as exc:
             raise DojoError(f"a seed's checkpoint does not fit this batched program: {exc}") from None
         self.n_updates = n_updates
@@ -367,32 +276,11 @@ class SeedsPPO(NativeTrainer):
             out["std"] = tf.reduce_mean(tf.exp(self.log_std), axis=-1)
         return out
 
-    def _evaluation(self) -> tuple[Any, Any]:
-        """Greedy episodes on fresh native envs, ``eval_episodes`` per seed, each to its end."""
+    def _greedy(self, obs: Any) -> Any:
+        """The most likely action, or the Gaussian's mean."""
         tf = backend.tf()
-        native_env, S, K = self.env.env, self.members, self.eval_episodes
-        stream = self.streams["eval"]
-        stream.counter.assign(tf.zeros_like(stream.counter))  # the same start states at every evaluation
-        state = native_env.initial(RowStreams(stream, K), S * K)
-        zeros = tf.zeros([S * K], tf.float64)
-        alive = tf.ones([S * K], tf.bool)
-
-        def body(t: Any, state: Any, alive: Any, ret: Any, length: Any) -> Any:
-            obs = tf.reshape(native_env.observe(state), [S, K, self.obs_dim])
-            out = self.pi(obs)  # greedy: the most likely action, or the Gaussian's mean (the env clips it)
-            actions = tf.argmax(out, axis=-1, output_type=tf.int32) if self.discrete else out
-            state, reward, terminated = native_env.dynamics(state, tf.reshape(actions, [S * K, *self.action_shape]))
-            ret = ret + tf.where(alive, tf.cast(reward, tf.float64), 0.0)
-            length = length + tf.cast(alive, tf.int32)
-            alive = alive & ~terminated & (t + 1 < native_env.max_episode_steps)
-            return t + 1, state, alive, ret, length
-
-        def cond(t: Any, state: Any, alive: Any, ret: Any, length: Any) -> Any:
-            return tf.reduce_any(alive)
-
-        start = (tf.constant(0), state, alive, zeros, tf.zeros([S * K], tf.int32))
-        _, _, _, ret, length = tf.while_loop(cond, body, start)
-        return tf.reshape(ret, [S, K]), tf.reshape(length, [S, K])
+        out = self.pi(obs)
+        return tf.argmax(out, axis=-1, output_type=tf.int32) if self.discrete else out
 
 
 __all__ = ["SeedsPPO", "check_batchable"]

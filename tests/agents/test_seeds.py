@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from kerasdojo import backend
-from kerasdojo.agents.seeds import SeedsPPO, check_batchable, clip_per_seed
+from kerasdojo.agents.seed_base import clip_per_seed
+from kerasdojo.agents.seeds import SeedsPPO, check_batchable
 from kerasdojo.agents.streams import Streams
 from kerasdojo.training.spec import resolve_config
 

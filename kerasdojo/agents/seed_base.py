@@ -1,0 +1,182 @@
+"""What every many-seeds trainer shares (:mod:`kerasdojo.agents.seeds` for PPO,
+:mod:`kerasdojo.agents.seeds_dqn` for DQN): networks with a leading seed axis, per-seed
+gradient clipping, initial weights drawn per seed, and a base class that holds the seeds'
+native envs and random streams, evaluates every seed greedily in one compiled call, and
+moves each seed's envs and streams in and out of its checkpoint.
+
+A lone seed gets a twin in the program: XLA simplifies a seed axis of size one into other
+kernels, which would change its arithmetic; with the twin, seed ``k`` computes the same bits
+alone as beside any other seeds. Only the first ``n`` rows are reported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from kerasdojo import backend
+from kerasdojo.agents.native import NativeTrainer
+from kerasdojo.agents.streams import RowStreams, Streams
+from kerasdojo.envs.native.vector import NativeVecEnv
+from kerasdojo.errors import DojoError
+
+# --------------------------------------------------------------------------- the networks
+
+
+def orthogonal(rng: np.random.Generator, fan_in: int, fan_out: int, gain: float) -> np.ndarray:
+    """An orthogonal ``(fan_in, fan_out)`` matrix times ``gain`` (as Keras' ``Orthogonal``)."""
+    a = rng.standard_normal((max(fan_in, fan_out), min(fan_in, fan_out)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    if fan_in < fan_out:
+        q = q.T
+    return (gain * q[:fan_in, :fan_out]).astype(np.float32)
+
+
+def initial_weights(seed: int, sizes: list[int], head_gain: float, salt: int) -> list[np.ndarray]:
+    """Kernel and bias of each layer of an MLP of ``sizes`` for ``seed``: orthogonal, gain
+    sqrt(2) in the hidden layers and ``head_gain`` in the last, biases 0 (SB3's ortho_init)."""
+    rng = np.random.default_rng([seed, salt])
+    weights = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        gain = head_gain if i == len(sizes) - 2 else math.sqrt(2)
+        weights += [orthogonal(rng, fan_in, fan_out, gain), np.zeros(fan_out, np.float32)]
+    return weights
+
+
+def fan_in_weights(seed: int, sizes: list[int], salt: int) -> list[np.ndarray]:
+    """Kernel and bias of each layer of an MLP of ``sizes`` for ``seed``: kernels uniform in
+    +-1/sqrt(fan_in), biases 0 (``networks.initializer("fan_in_uniform")`` with Keras' zero biases)."""
+    rng = np.random.default_rng([seed, salt])
+    weights = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        limit = 1.0 / math.sqrt(fan_in)
+        weights += [rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32), np.zeros(fan_out, np.float32)]
+    return weights
+
+
+class SeedMLP:
+    """MLPs of the same sizes, one per seed, as kernels ``(seeds, in, out)`` and biases
+    ``(seeds, out)``: their weights in the order of a Keras model of Dense layers."""
+
+    def __init__(self, weights: list[list[np.ndarray]], activation: str, name: str) -> None:
+        keras = backend.keras()
+        self.activation = keras.activations.get(activation)
+        stacked = [np.stack(ws) for ws in zip(*weights, strict=True)]
+        self.weights = [keras.Variable(w, name=f"{name}_{i}") for i, w in enumerate(stacked)]
+
+    def __call__(self, x: Any) -> Any:
+        """``x`` shaped ``(seeds, batch, in)`` to ``(seeds, batch, out)``."""
+        tf = backend.tf()
+        n = len(self.weights) // 2
+        for i in range(n):
+            x = tf.matmul(x, self.weights[2 * i]) + self.weights[2 * i + 1][:, None, :]
+            if i < n - 1:
+                x = self.activation(x)
+        return x
+
+
+def clip_per_seed(grads: list[Any], max_norm: float) -> list[Any]:
+    """Each seed's gradients scaled to a global norm of at most ``max_norm``, as Keras'
+    ``global_clipnorm`` does for one model (``g * c / max(norm, c)``), the norm per seed."""
+    tf = backend.tf()
+    squares = [tf.reduce_sum(tf.square(g), axis=list(range(1, len(g.shape)))) for g in grads]
+    norm = tf.sqrt(tf.add_n(squares))
+    scale = max_norm / tf.maximum(norm, max_norm)
+    return [g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)) for g in grads]
+
+
+# --------------------------------------------------------------------------- the trainers
+
+
+class SeedTrainer(NativeTrainer):
+    """The seeds, their native envs (``n_envs`` rows per seed, seed after seed) and random
+    streams (``stream_names``, the first drawing the envs' starts, one named ``eval``), and
+    the greedy evaluation of every seed. Subclasses give :meth:`_greedy`."""
+
+    stream_names: tuple[str, ...] = ()
+
+    def _seat(self, cfg: Any, env_id: str, seeds: list[int], eval_episodes: int) -> list[int]:
+        """Set up the seeds' envs and streams; returns the program's members (a lone seed twice)."""
+        self.cfg, self.seeds, self.n = cfg, list(seeds), len(seeds)
+        members = self.seeds * 2 if self.n == 1 else self.seeds
+        self.members = len(members)
+        self.n_envs, self.eval_episodes = cfg.n_envs, eval_episodes
+        self.env = NativeVecEnv(env_id, self.members * cfg.n_envs, seed=0)
+        self.streams = {name: Streams(members, salt) for salt, name in enumerate(self.stream_names)}
+        self.env.rng = RowStreams(self.streams["env"], cfg.n_envs)
+        self.env.reset()
+        native_env = self.env.env
+        self.obs_dim, self.discrete = native_env.obs_dim, native_env.discrete
+        self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.env.single_action_space.shape)
+        self.traces = 0
+        self.n_updates = 0
+        return members
+
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every seed's greedy evaluation: returns and lengths ``(seeds, episodes)``."""
+        returns, lengths = self._evaluate()
+        return returns.numpy()[: self.n], lengths.numpy()[: self.n]
+
+    def seed_extra(self, k: int) -> dict[str, np.ndarray]:
+        """Seed ``k``'s envs and stream counters: what a resume needs besides its agent state."""
+        rows = slice(k * self.n_envs, (k + 1) * self.n_envs)
+        env = self.env
+        out = {key: var.numpy()[rows] for key, var in (("state", env.state), ("t", env.t))}
+        out |= {key: var.numpy()[rows] for key, var in (("ep_return", env.ep_return), ("ep_length", env.ep_length))}
+        out |= {f"rng/{name}": s.counter.numpy()[k : k + 1] for name, s in self.streams.items()}
+        return out
+
+    def _load_envs(self, states: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Check the count of saved seeds and load their envs and stream counters (as
+        :meth:`seed_extra` wrote them); returns the states, a lone seed's twice."""
+        if len(states) != self.n:
+            raise DojoError(f"a batched program of {self.n} seeds was given {len(states)} saved states")
+        states = states * (self.members // self.n)
+        try:
+            env = self.env
+            for key, var in (("state", env.state), ("t", env.t), ("ep_return", env.ep_return)):
+                var.assign(np.concatenate([s[f"seeds/{key}"] for s in states]))
+            env.ep_length.assign(np.concatenate([s["seeds/ep_length"] for s in states]))
+            for name, stream in self.streams.items():
+                stream.counter.assign(np.concatenate([s[f"seeds/rng/{name}"] for s in states]))
+        except (KeyError, ValueError) as exc:
+            raise DojoError(f"a seed's checkpoint does not fit this batched program: {exc}") from None
+        return states
+
+    def _greedy(self, obs: Any) -> Any:
+        """The greedy actions of every seed for ``obs`` ``(seeds, episodes, obs_dim)``, shaped
+        ``(seeds, episodes, *action_shape)``."""
+        raise NotImplementedError
+
+    def _evaluation(self) -> tuple[Any, Any]:
+        """Greedy episodes on fresh native envs, ``eval_episodes`` per seed, each to its end, from
+        the same start states at every evaluation (as the Gymnasium path's seeded evaluation env)."""
+        tf = backend.tf()
+        native_env, S, K = self.env.env, self.members, self.eval_episodes
+        stream = self.streams["eval"]
+        stream.counter.assign(tf.zeros_like(stream.counter))
+        state = native_env.initial(RowStreams(stream, K), S * K)
+        zeros = tf.zeros([S * K], tf.float64)
+        alive = tf.ones([S * K], tf.bool)
+
+        def body(t: Any, state: Any, alive: Any, ret: Any, length: Any) -> Any:
+            obs = tf.reshape(native_env.observe(state), [S, K, self.obs_dim])
+            actions = tf.reshape(self._greedy(obs), [S * K, *self.action_shape])
+            state, reward, terminated = native_env.dynamics(state, actions)  # the env clips a continuous action
+            ret = ret + tf.where(alive, tf.cast(reward, tf.float64), 0.0)
+            length = length + tf.cast(alive, tf.int32)
+            alive = alive & ~terminated & (t + 1 < native_env.max_episode_steps)
+            return t + 1, state, alive, ret, length
+
+        def cond(t: Any, state: Any, alive: Any, ret: Any, length: Any) -> Any:
+            return tf.reduce_any(alive)
+
+        start = (tf.constant(0), state, alive, zeros, tf.zeros([S * K], tf.int32))
+        _, _, _, ret, length = tf.while_loop(cond, body, start)
+        return tf.reshape(ret, [S, K]), tf.reshape(length, [S, K])
+
+
+__all__ = ["SeedMLP", "SeedTrainer", "clip_per_seed", "fan_in_weights", "initial_weights"]
