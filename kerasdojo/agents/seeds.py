@@ -51,12 +51,10 @@ def explained_variance_rows(returns: Any, values: Any) -> Any:
 # --------------------------------------------------------------------------- the trainer
 
 
-def check_batchable(agent: str, cfg: Any, env_id: str) -> str | None:
-    """Why ``agent`` with ``cfg`` cannot train its seeds in one program on ``env_id`` (None: it can)."""
+def ppo_unbatchable(cfg: Any, env_id: str) -> str | None:
+    """Why PPO with ``cfg`` cannot train its seeds in one program on ``env_id`` (None: it can)."""
     from kerasdojo.envs import native
 
-    if agent != "ppo":
-        return f"only ppo batches its seeds so far, not {agent}"
     if env_id not in native.ENVS:
         return f"{env_id} has no TensorFlow-native twin"
     if cfg.normalize_obs or cfg.normalize_reward:
@@ -75,7 +73,7 @@ class SeedsPPO(SeedTrainer):
     stream_names = ("env", "act", "perm", "eval")
 
     def __init__(self, cfg: Any, env_id: str, seeds: list[int], eval_episodes: int) -> None:
-        why = check_batchable("ppo", cfg, env_id)
+        why = ppo_unbatchable(cfg, env_id)
         if why:
             raise DojoError(f"cannot batch these seeds: {why}")
         members = self._seat(cfg, env_id, seeds, eval_episodes)
@@ -151,9 +149,10 @@ class SeedsPPO(SeedTrainer):
         for mine, theirs in zip(seed["opt"], agent.opt.variables, strict=True):
             theirs.assign(mine)
 
-    def load_seeds(self, states: list[dict[str, np.ndarray]], n_updates: int) -> None:
-        """Load each seed's saved state (as :meth:`to_agent` and :meth:`seed_extra` wrote it)."""
-        states = self._load_envs(states)
+    def load_seeds(self, saved: list[tuple[dict[str, np.ndarray], dict[str, Any]]], n_updates: int) -> None:
+        """Load each seed's saved state (arrays and meta, as a checkpoint of :meth:`to_agent`'s
+        agent and :meth:`seed_extra` holds them)."""
+        states = self._load_envs([arrays for arrays, _ in saved])
         try:
             for i, w in enumerate(self.pi.weights):
                 w.assign(np.stack([s[f"net/policy/{i}"] for s in states]))
@@ -283,4 +282,4 @@ class SeedsPPO(SeedTrainer):
         return tf.argmax(out, axis=-1, output_type=tf.int32) if self.discrete else out
 
 
-__all__ = ["SeedsPPO", "check_batchable"]
+__all__ = ["SeedsPPO", "ppo_unbatchable"]

@@ -58,6 +58,13 @@ class Streams:
         u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (2.0**-24)
         return tf.cast(tf.reshape(u, [-1, *shape]), dtype)
 
+    def integers(self, shape: list[int], maxval: Any) -> Any:
+        """``(seeds, *shape)`` int32 numbers uniform in [0, maxval) (a count below 2^31; the
+        modulo's bias is below maxval / 2^32)."""
+        tf = backend.tf()
+        bits = self.bits(int(np.prod(shape))) % tf.cast(maxval, tf.uint32)
+        return tf.reshape(tf.cast(bits, tf.int32), [-1, *shape])
+
 
 class SeedDraws:
     """:class:`Streams` as the ``tf_rng`` an action distribution samples with

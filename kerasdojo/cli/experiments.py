@@ -82,7 +82,7 @@ def bench(
     where = f"Ray ({ray})" if ray else f"{n_workers} worker(s)"
     batched = False
     if native and not ray:  # every seed in one compiled program, where the agent can
-        from kerasdojo.agents.seeds import check_batchable
+        from kerasdojo.experiments.batched import check_batchable
         from kerasdojo.training.spec import resolve_config
 
         why = check_batchable(name, resolve_config(name, env, overrides, steps), env)

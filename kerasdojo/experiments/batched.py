@@ -1,10 +1,11 @@
-"""``bench --native`` for PPO: every seed in one compiled program (:mod:`kerasdojo.agents.seeds`),
-each seed written to its own run directory as a one-seed run writes it.
+"""``bench --native`` for PPO and DQN: every seed in one compiled program
+(:mod:`kerasdojo.agents.seeds`, :mod:`kerasdojo.agents.seeds_dqn`), each seed written to its
+own run directory as a one-seed run writes it.
 
 Each seed's run directory holds what ``train`` leaves: ``config.json``, ``progress.csv`` and
 TensorBoard scalars (rollout/, train/, eval/, time/ tags), checkpoints, ``eval.json`` and the
 HParams entry, ``agent.npz`` and ``policy.keras``, ``best_agent.npz`` and ``best_policy.keras``.
-A seed's checkpoint is a plain PPO agent state (so ``kerasdojo eval``, ``export`` and
+A seed's checkpoint is a plain agent state (so ``kerasdojo eval``, ``export`` and
 ``resume`` take the run as any other) plus the seed's env state and random-stream counters,
 with which running ``bench`` again resumes the seeds exactly where they stopped. Seeds that
 stopped at different steps resume as separate programs, one per step.
@@ -68,6 +69,30 @@ class SeedRun:
         self.row: dict[str, float] = {}
 
 
+def check_batchable(agent: str, cfg: Any, env_id: str) -> str | None:
+    """Why ``agent`` with ``cfg`` cannot train its seeds in one program on ``env_id`` (None: it can)."""
+    if agent == "ppo":
+        from kerasdojo.agents.seeds import ppo_unbatchable
+
+        return ppo_unbatchable(cfg, env_id)
+    if agent == "dqn":
+        from kerasdojo.agents.seeds_dqn import dqn_unbatchable
+
+        return dqn_unbatchable(cfg, env_id)
+    return f"only ppo and dqn batch their seeds so far, not {agent}"
+
+
+def trainer_class(agent: str) -> Any:
+    """The many-seeds trainer of ``agent``."""
+    if agent == "dqn":
+        from kerasdojo.agents.seeds_dqn import SeedsDQN
+
+        return SeedsDQN
+    from kerasdojo.agents.seeds import SeedsPPO
+
+    return SeedsPPO
+
+
 def share_cores() -> None:
     """PPO's policy and value networks are independent branches of each gradient step: two
     inter-op threads run them side by side, each op with half the cores. On 2 cores (one thread
@@ -88,7 +113,8 @@ def train_batched(spec: BenchSpec, seeds: tuple[int, ...], on_progress: Progress
     """Train ``seeds`` (or resume them, or skip the finished ones) in one program per starting step."""
     from kerasdojo.training.spec import resolve_config
 
-    share_cores()
+    if spec.agent == "ppo":  # DQN's update is one XLA call, whose matrix products use the intra-op threads
+        share_cores()
 
     cfg = resolve_config(spec.agent, spec.env_id, spec.overrides, spec.total_steps)
     results: list[dict[str, Any]] = []
@@ -131,13 +157,12 @@ class Program:
     """One compiled program over seeds that start at the same step."""
 
     def __init__(self, spec: BenchSpec, cfg: Any, step: int, members: list[tuple[int, Path | None, Any]]) -> None:
-        from kerasdojo.agents.seeds import SeedsPPO
         from kerasdojo.envs.native.vector import NativeVecEnv
         from kerasdojo.training.spec import build_agent
 
         self.spec, self.cfg, self.step = spec, cfg, step
         seeds = [m[0] for m in members]
-        self.trainer = SeedsPPO(cfg, spec.env_id, seeds, spec.eval_episodes)
+        self.trainer = trainer_class(spec.agent)(cfg, spec.env_id, seeds, spec.eval_episodes)
         # A one-seed agent and env of the same shapes: the format of each seed's saved state.
         self.template_env = NativeVecEnv(spec.env_id, cfg.n_envs, seed=0)
         self.template = build_agent(spec.agent, cfg, self.template_env, 0)
@@ -157,7 +182,7 @@ class Program:
                 saved.append(state)
             self.seeds.append(member)
         if saved:
-            self.trainer.load_seeds([a for a, _ in saved], int(saved[0][1].get("n_updates", 0)))
+            self.trainer.load_seeds(saved, int(saved[0][1].get("n_updates", 0)))
 
     def _open(self, seed: int, path: Path | None, step: int) -> Run:
         from kerasdojo.training.spec import TrainSpec
@@ -292,7 +317,7 @@ class Program:
     def _seed_state(
         self, k: int, buffers: bool = True, snapshot: Any = None, step: int | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Seed ``k`` as a plain PPO agent state (with its env and streams under ``seeds/``), as it
+        """Seed ``k`` as a plain agent state (with its env and streams under ``seeds/``), as it
         is now or as ``snapshot`` took it at ``step``."""
         member, at = self.seeds[k], step or self.step
         self.trainer.to_agent(k, self.template, snapshot)

@@ -8,8 +8,9 @@ import pytest
 
 from kerasdojo import backend
 from kerasdojo.agents.seed_base import clip_per_seed
-from kerasdojo.agents.seeds import SeedsPPO, check_batchable
+from kerasdojo.agents.seeds import SeedsPPO
 from kerasdojo.agents.streams import Streams
+from kerasdojo.experiments.batched import check_batchable
 from kerasdojo.training.spec import resolve_config
 
 SMALL = {"n_envs": 4, "n_steps": 32, "batch_size": 64, "n_epochs": 2}
@@ -100,7 +101,9 @@ def test_a_seed_becomes_a_plain_ppo_agent_with_its_own_weights_and_adam_state(en
 @pytest.mark.parametrize(
     ("agent", "env_id", "overrides", "why"),
     [
-        ("dqn", "CartPole-v1", {}, "only ppo batches"),
+        ("a2c", "CartPole-v1", {}, "only ppo and dqn batch"),
+        ("dqn", "Pendulum-v1", {}, "continuous actions"),
+        ("dqn", "CartPole-v1", {"dueling": True}, "dueling"),
         ("ppo", "LunarLander-v3", {}, "has no TensorFlow-native twin"),
         ("ppo", "Acrobot-v1", {}, "normalize_obs"),
         ("ppo", "CartPole-v1", {"target_kl": 0.01}, "target_kl"),

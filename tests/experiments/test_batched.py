@@ -166,10 +166,15 @@ def test_bench_cli_says_how_it_runs_the_seeds(tmp_path) -> None:
     summary = read_json(tmp_path / "ppo" / "summary.json")
     assert [r["seed"] for r in summary["seeds"]] == [0, 1] and summary["aggregate"]["seeds_finished"] == 2
     assert (tmp_path / "ppo" / "curves.png").stat().st_size > 10_000
-    # Another agent trains one program per seed, and the first line says why.
-    result = runner.invoke(app, [*args, "--agent", "dqn", "--seeds", "1", "--out", str(tmp_path / "dqn")])
+    result = runner.invoke(app, [*args, "--agent", "dqn", "--seeds", "2", "--out", str(tmp_path / "dqn")])
     assert result.exit_code == 0, result.output
-    assert "one program per seed (only ppo batches its seeds so far, not dqn)" in result.output
+    assert "one compiled program" in result.output
+    # What cannot batch trains one program per seed, and the first line says why.
+    result = runner.invoke(
+        app, [*args, *sets, "--set", "target_kl=0.02", "--seeds", "1", "--out", str(tmp_path / "kl")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "one program per seed (target_kl is set" in result.output
 
 
 @pytest.mark.slow

@@ -1,0 +1,77 @@
+"""bench --native with DQN: every seed in one compiled program, each written as its own DQN run,
+its checkpoints holding its own replay buffer."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+
+from kerasdojo.agents.seeds_dqn import SeedsDQN
+from kerasdojo.experiments import bench as bench_mod
+from kerasdojo.experiments.batched import train_batched
+from kerasdojo.files import load_arrays, read_json
+from kerasdojo.runs import read_progress
+from kerasdojo.training.session import evaluate_run
+
+SMALL = {"learning_starts": 256, "train_freq": 64, "gradient_steps": 8, "buffer_size": 1000, "net_arch": "64,64"}
+STEPS = 2048  # 32 calls of 64 steps
+
+
+def train(out, seeds):
+    s = bench_mod.BenchSpec(
+        "CartPole-v1",
+        "dqn",
+        seeds=tuple(seeds),
+        out=out,
+        total_steps=STEPS,
+        overrides=SMALL,
+        native=True,
+        eval_every=512,
+        eval_episodes=3,
+        save_every=1024,
+    )
+    bench_mod.prepare(s)
+    return train_batched(s, s.seeds)
+
+
+def test_dqn_seeds_checkpoint_their_replay_and_resume_exactly(tmp_path, monkeypatch) -> None:
+    whole = tmp_path / "whole"
+    assert {r["status"] for r in train(whole, [0, 1])} == {"trained"}
+    for seed in (0, 1):
+        run = bench_mod.seed_run(whole, seed)
+        for name in ("config.json", "eval.json", "agent.npz", "policy.keras", "best_agent.npz", "best_policy.keras"):
+            assert (run / name).is_file(), name
+        rows = read_progress(run / "progress.csv")
+        assert int(rows[-1]["time/total_timesteps"]) == STEPS
+        assert float(rows[-1]["train/n_updates"]) == (STEPS - 256) // 64 * 8
+        assert read_json(run / "eval.json")["evaluated_on"] == "native twin"
+        # An ordinary DQN run: kerasdojo eval loads it and plays Gymnasium's own env.
+        assert evaluate_run(run, episodes=2).result.mean_reward >= 8
+    iterate = SeedsDQN.iterate
+
+    def iterate_then_interrupt(self, step, total):
+        out = iterate(self, step, total)
+        if step + out[0] == 1280:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(SeedsDQN, "iterate", iterate_then_interrupt)
+    stopped = tmp_path / "stopped"
+    assert {r["status"] for r in train(stopped, [0, 1])} == {"interrupted"}
+    monkeypatch.setattr(SeedsDQN, "iterate", iterate)
+    buffers = []
+    for seed in (0, 1):
+        arrays, meta = load_arrays(bench_mod.seed_run(stopped, seed) / "checkpoints" / "step_000000001280.npz")
+        assert meta["replay/size"] == 1000 and meta["n_calls"] == 1280
+        buffers.append(arrays["replay/obs"])
+    assert buffers[0].shape == (1000, 4) and not np.array_equal(*buffers)  # each seed's own transitions
+    assert {r["status"] for r in train(stopped, [0, 1])} == {"trained"}
+    for seed in (0, 1):
+        mine, _ = load_arrays(bench_mod.seed_run(stopped, seed) / "agent.npz")
+        ref, _ = load_arrays(bench_mod.seed_run(whole, seed) / "agent.npz")
+        keys = [k for k in ref if k.startswith(("net/", "opt/"))]
+        assert keys and mine.keys() == ref.keys()
+        for key in keys:
+            np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"seed {seed} {key}")
