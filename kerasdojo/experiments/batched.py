@@ -1,6 +1,6 @@
-"""``bench --native`` for PPO and DQN: every seed in one compiled program
-(:mod:`kerasdojo.agents.seeds`, :mod:`kerasdojo.agents.seeds_dqn`), each seed written to its
-own run directory as a one-seed run writes it.
+"""``bench --native`` for PPO, DQN and SAC: every seed in one compiled program
+(:mod:`kerasdojo.agents.seeds`, :mod:`~kerasdojo.agents.seeds_dqn`, :mod:`~kerasdojo.agents.seeds_sac`),
+each seed written to its own run directory as a one-seed run writes it.
 
 Each seed's run directory holds what ``train`` leaves: ``config.json``, ``progress.csv`` and
 TensorBoard scalars (rollout/, train/, eval/, time/ tags), checkpoints, ``eval.json`` and the
@@ -79,7 +79,11 @@ def check_batchable(agent: str, cfg: Any, env_id: str) -> str | None:
         from kerasdojo.agents.seeds_dqn import dqn_unbatchable
 
         return dqn_unbatchable(cfg, env_id)
-    return f"only ppo and dqn batch their seeds so far, not {agent}"
+    if agent == "sac":
+        from kerasdojo.agents.seeds_sac import sac_unbatchable
+
+        return sac_unbatchable(cfg, env_id)
+    return f"only ppo, dqn and sac batch their seeds so far, not {agent}"
 
 
 def trainer_class(agent: str) -> Any:
@@ -88,6 +92,10 @@ def trainer_class(agent: str) -> Any:
         from kerasdojo.agents.seeds_dqn import SeedsDQN
 
         return SeedsDQN
+    if agent == "sac":
+        from kerasdojo.agents.seeds_sac import SeedsSAC
+
+        return SeedsSAC
     from kerasdojo.agents.seeds import SeedsPPO
 
     return SeedsPPO
@@ -113,7 +121,7 @@ def train_batched(spec: BenchSpec, seeds: tuple[int, ...], on_progress: Progress
     """Train ``seeds`` (or resume them, or skip the finished ones) in one program per starting step."""
     from kerasdojo.training.spec import resolve_config
 
-    if spec.agent == "ppo":  # DQN's update is one XLA call, whose matrix products use the intra-op threads
+    if spec.agent == "ppo":  # DQN's and SAC's updates are XLA calls, whose matrix products use the intra-op threads
         share_cores()
 
     cfg = resolve_config(spec.agent, spec.env_id, spec.overrides, spec.total_steps)

@@ -101,7 +101,7 @@ def test_a_seed_becomes_a_plain_ppo_agent_with_its_own_weights_and_adam_state(en
 @pytest.mark.parametrize(
     ("agent", "env_id", "overrides", "why"),
     [
-        ("a2c", "CartPole-v1", {}, "only ppo and dqn batch"),
+        ("a2c", "CartPole-v1", {}, "only ppo, dqn and sac batch"),
         ("dqn", "Pendulum-v1", {}, "continuous actions"),
         ("dqn", "CartPole-v1", {"dueling": True}, "dueling"),
         ("ppo", "LunarLander-v3", {}, "has no TensorFlow-native twin"),

@@ -1,5 +1,5 @@
-"""bench --native with DQN: every seed in one compiled program, each written as its own DQN run,
-its checkpoints holding its own replay buffer."""
+"""bench --native with DQN and SAC: every seed in one compiled program, each written as its own
+run, its checkpoints holding its own replay buffer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import numpy as np
 
 from kerasdojo.agents.seeds_dqn import SeedsDQN
+from kerasdojo.agents.seeds_sac import SeedsSAC
 from kerasdojo.experiments import bench as bench_mod
 from kerasdojo.experiments.batched import train_batched
 from kerasdojo.files import load_arrays, read_json
@@ -19,14 +20,14 @@ SMALL = {"learning_starts": 256, "train_freq": 64, "gradient_steps": 8, "buffer_
 STEPS = 2048  # 32 calls of 64 steps
 
 
-def train(out, seeds):
+def train(out, seeds, agent="dqn", env_id="CartPole-v1", overrides=SMALL, steps=STEPS):
     s = bench_mod.BenchSpec(
-        "CartPole-v1",
-        "dqn",
+        env_id,
+        agent,
         seeds=tuple(seeds),
         out=out,
-        total_steps=STEPS,
-        overrides=SMALL,
+        total_steps=steps,
+        overrides=overrides,
         native=True,
         eval_every=512,
         eval_episodes=3,
@@ -75,3 +76,39 @@ def test_dqn_seeds_checkpoint_their_replay_and_resume_exactly(tmp_path, monkeypa
         assert keys and mine.keys() == ref.keys()
         for key in keys:
             np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"seed {seed} {key}")
+
+
+SAC_SMALL = {"learning_starts": 64, "buffer_size": 300, "batch_size": 32, "net_arch": "32,32", "train_freq": 4}
+
+
+def test_sac_seeds_checkpoint_their_state_and_resume_exactly(tmp_path, monkeypatch) -> None:
+    def sac(out):
+        return train(out, [0, 1], "sac", "Pendulum-v1", SAC_SMALL, 1200)
+
+    whole = tmp_path / "whole"
+    assert {r["status"] for r in sac(whole)} == {"trained"}
+    iterate = SeedsSAC.iterate
+
+    def iterate_then_interrupt(self, step, total):
+        out = iterate(self, step, total)
+        if step + out[0] == 500:  # one chunk
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(SeedsSAC, "iterate", iterate_then_interrupt)
+    stopped = tmp_path / "stopped"
+    assert {r["status"] for r in sac(stopped)} == {"interrupted"}
+    monkeypatch.setattr(SeedsSAC, "iterate", iterate)
+    assert {r["status"] for r in sac(stopped)} == {"trained"}
+    for seed in (0, 1):
+        mine, _ = load_arrays(bench_mod.seed_run(stopped, seed) / "agent.npz")
+        ref, _ = load_arrays(bench_mod.seed_run(whole, seed) / "agent.npz")
+        keys = [k for k in ref if k.startswith(("net/", "opt/", "var/"))]
+        assert "var/log_ent_coef" in keys and "net/critics/0" in keys and mine.keys() == ref.keys()
+        for key in keys:
+            np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"seed {seed} {key}")
+        rows = read_progress(bench_mod.seed_run(whole, seed) / "progress.csv")
+        assert int(rows[-1]["time/total_timesteps"]) == 1200 and float(rows[-1]["train/ent_coef"]) < 1.0
+    # An ordinary SAC run: its policy plays Gymnasium's Pendulum-v1.
+    result = evaluate_run(bench_mod.seed_run(whole, 0), episodes=1).result
+    assert result.mean_ep_length == 200 and -2000 < result.mean_reward < 0
