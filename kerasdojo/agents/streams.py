@@ -52,10 +52,13 @@ class Streams:
         return _mix(tf.bitwise.bitwise_xor(_mix(index)[None, :], base[:, None]))
 
     def uniform(self, shape: list[int], dtype: Any = "float32") -> Any:
-        """``(seeds, *shape)`` uniform numbers in (0, 1) (24 random bits each)."""
+        """``(seeds, *shape)`` uniform numbers in (0, 1) (24 random bits each). The top one,
+        ``(2^24 - 0.5) / 2^24``, rounds to 1.0 in float32: it is kept at the largest float32
+        below 1 (1.0 made an inverse normal CDF infinite and a SAC seed NaN)."""
         tf = backend.tf()
         bits = self.bits(int(np.prod(shape)))
         u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (2.0**-24)
+        u = tf.minimum(u, np.float32(1.0 - 2.0**-24))
         return tf.cast(tf.reshape(u, [-1, *shape]), dtype)
 
     def integers(self, shape: list[int], maxval: Any) -> Any:

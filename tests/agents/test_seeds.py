@@ -33,6 +33,17 @@ def test_a_seed_draws_the_same_numbers_whatever_seeds_share_its_program() -> Non
     assert abs(many.mean() - 0.5) < 0.01 and abs(many.var() - 1 / 12) < 0.002
 
 
+def test_the_top_draw_stays_below_one_and_its_normal_finite(monkeypatch) -> None:
+    """(2^24 - 0.5) / 2^24 rounds to 1.0 in float32; 1.0 made erfinv infinite and a SAC seed NaN."""
+    from kerasdojo.agents.streams import SeedDraws
+
+    tf = backend.tf()
+    streams = Streams([0], salt=0)
+    monkeypatch.setattr(streams, "bits", lambda size: tf.fill([1, size], tf.constant(0xFFFFFFFF, tf.uint32)))
+    assert (streams.uniform([3]).numpy() < 1.0).all()
+    assert np.isfinite(SeedDraws(streams).normal(tf.constant([1, 3])).numpy()).all()
+
+
 def test_gradients_are_clipped_per_seed_as_keras_clips_one_model() -> None:
     tf = backend.tf()
     rng = np.random.default_rng(0)
