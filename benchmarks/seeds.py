@@ -105,7 +105,8 @@ def main() -> None:
             f"## Many seeds in one program: {args.agent.upper()} on {args.env} ({today()})",
             "",
             f"Machine: {machine()}. {versions('tensorflow', 'keras')}. `python benchmarks/seeds.py "
-            f"--agent {args.agent} --counts {args.counts}{' --steps ' + str(args.steps) if args.steps else ''}`, "
+            f"--agent {args.agent}{' --env ' + args.env if args.env != 'CartPole-v1' else ''} --counts {args.counts}"
+            f"{' --steps ' + str(args.steps) if args.steps else ''}`, "
             f"{budget}.",
             "",
             f"One seed, `kerasdojo train {args.env} --agent {args.agent} --native --seed {args.seed}`: "
