@@ -7,6 +7,7 @@ import os
 import signal
 
 import numpy as np
+import pytest
 
 from kerasdojo.agents.seeds_dqn import SeedsDQN
 from kerasdojo.agents.seeds_sac import SeedsSAC
@@ -112,3 +113,27 @@ def test_sac_seeds_checkpoint_their_state_and_resume_exactly(tmp_path, monkeypat
     # An ordinary SAC run: its policy plays Gymnasium's Pendulum-v1.
     result = evaluate_run(bench_mod.seed_run(whole, 0), episodes=1).result
     assert result.mean_ep_length == 200 and -2000 < result.mean_reward < 0
+
+
+@pytest.mark.slow
+def test_batched_dqn_seeds_learn_cartpole(tmp_path) -> None:
+    """RL Zoo's DQN preset, 4 seeds in one program: as unsteady as DQN on CartPole is one seed at a
+    time (4 of 5 native seeds reach 475), at least half of them reach a 475 evaluation."""
+    s = bench_mod.BenchSpec("CartPole-v1", "dqn", seeds=(0, 1, 2, 3), out=tmp_path, native=True)
+    bench_mod.prepare(s)
+    assert {r["status"] for r in train_batched(s, s.seeds)} == {"trained"}
+    best = [read_json(bench_mod.seed_run(tmp_path, seed) / "eval.json")["best_mean_reward"] for seed in range(4)]
+    assert sum(b >= 475 for b in best) >= 2 and min(best) >= 150, best
+
+
+@pytest.mark.slow
+def test_batched_sac_seeds_each_reach_minus_200_on_pendulum(tmp_path) -> None:
+    """SAC's Pendulum preset cut to 8,000 steps, 2 seeds in one program: each reaches a -200 evaluation."""
+    s = bench_mod.BenchSpec(
+        "Pendulum-v1", "sac", seeds=(0, 1), out=tmp_path, total_steps=8000, native=True, eval_every=2000
+    )
+    bench_mod.prepare(s)
+    assert {r["status"] for r in train_batched(s, s.seeds)} == {"trained"}
+    for seed in (0, 1):
+        best = read_json(bench_mod.seed_run(tmp_path, seed) / "eval.json")["best_mean_reward"]
+        assert best >= -200, f"seed {seed}: best evaluation {best}"
