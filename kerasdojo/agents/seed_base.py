@@ -1,12 +1,16 @@
 """What every many-seeds trainer shares (:mod:`kerasdojo.agents.seeds` for PPO,
-:mod:`kerasdojo.agents.seeds_dqn` for DQN): networks with a leading seed axis, per-seed
-gradient clipping, initial weights drawn per seed, and a base class that holds the seeds'
-native envs and random streams, evaluates every seed greedily in one compiled call, and
-moves each seed's envs and streams in and out of its checkpoint.
+:mod:`~kerasdojo.agents.seeds_dqn` for DQN, :mod:`~kerasdojo.agents.seeds_sac` for SAC):
+networks with a leading seed axis, per-seed gradient clipping, initial weights drawn per
+seed, and a base class that holds the seeds' native envs and random streams, evaluates every
+seed greedily in one compiled call, and moves each seed's envs and streams in and out of its
+checkpoint.
 
 A lone seed gets a twin in the program: XLA simplifies a seed axis of size one into other
-kernels, which would change its arithmetic; with the twin, seed ``k`` computes the same bits
-alone as beside any other seeds. Only the first ``n`` rows are reported.
+kernels, which would change its arithmetic; with the twin, seed ``k`` alone computes the same
+bits as beside other seeds in the tests. Other seed counts can make XLA pick other kernels,
+and then a seed's numbers differ in the last bits (RESULTS.md, "Many seeds": PPO on CartPole
+stayed identical from 1 to 33 seeds, PPO on Pendulum and DQN differed at 16). Only the first
+``n`` rows are reported.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ def clip_per_seed(grads: list[Any], max_norm: float) -> list[Any]:
 
 class SeedTrainer(NativeTrainer):
     """The seeds, their native envs (``n_envs`` rows per seed, seed after seed) and random
-    streams (``stream_names``, the first drawing the envs' starts, one named ``eval``), and
+    streams (``stream_names``: ``env`` draws the envs' starts, ``eval`` the evaluations'), and
     the greedy evaluation of every seed. Subclasses give :meth:`_greedy`."""
 
     stream_names: tuple[str, ...] = ()

@@ -12,7 +12,8 @@ weights is that seed's own.
 Random numbers come from counter-based streams (:class:`~kerasdojo.agents.streams.Streams`): draw ``j`` of a seed is a
 hash of the seed, the stream and ``j``, not a shared generator, so what a seed draws does not
 depend on which other seeds share its program. That is what makes seed ``k`` of a batched run
-train exactly as seed ``k`` alone (``tests/agents/test_seeds.py``). It is not the stream of
+train exactly as seed ``k`` alone (``tests/agents/test_seeds.py``), where XLA's kernels do not
+change with the seed count (:mod:`~kerasdojo.agents.seed_base`). It is not the stream of
 ``train --native``, so a batched seed follows another trajectory than that command's.
 
 Evaluation runs in the same program style: ``episodes`` native envs per seed, greedy, each

@@ -47,6 +47,8 @@ def dqn_unbatchable(cfg: Any, env_id: str) -> str | None:
         return f"{env_id} has no TensorFlow-native twin"
     if not native.ENVS[env_id].discrete:
         return f"{env_id} has continuous actions (DQN acts in Discrete spaces)"
+    if cfg.normalize_obs or cfg.normalize_reward:
+        return "normalize_obs/normalize_reward are set (DQN replays raw observations)"
     if cfg.dueling:
         return "dueling is set (batched DQN has the plain Q head only)"
     if cfg.init != "fan_in_uniform":
@@ -155,7 +157,7 @@ class SeedsDQN(SeedTrainer):
             for j, v in enumerate(self.opt.variables):
                 slots = [s[f"opt/adam/{j}"] for s in states]
                 v.assign(np.stack(slots) if len(v.shape) == slots[0].ndim + 1 else slots[0])
-            size = int(meta["replay/size"])
+            size, pos = int(meta["replay/size"]), int(meta["replay/pos"])
             for key, var in self.replay.items():
                 data = var.numpy()
                 for k, s in enumerate(states):
@@ -163,7 +165,7 @@ class SeedsDQN(SeedTrainer):
                 var.assign(data)
         except (KeyError, ValueError) as exc:
             raise DojoError(f"a seed's checkpoint does not fit this batched program: {exc}") from None
-        self.pos.assign(int(meta["replay/pos"]))
+        self.pos.assign(pos)
         self.size.assign(size)
         self.calls.assign(int(meta.get("n_calls", 0)))
         self.pending.assign(int(meta.get("pending_target_updates", 0)))

@@ -4,11 +4,12 @@ As :mod:`kerasdojo.agents.seeds` does for PPO: each seed has its own actor, twin
 their targets, entropy coefficient, three Adam states, replay buffer, envs and random streams
 along a leading seed axis (the critics of seed ``k`` are members ``2k`` and ``2k + 1`` of one
 batched network). One XLA call runs up to :data:`~kerasdojo.agents.native_offpolicy.CHUNK`
-vector steps of every seed, each followed, every ``train_freq`` steps, by ``gradient_steps``
+env steps of every seed, followed every ``train_freq`` vector steps by ``gradient_steps``
 gradient steps of every seed on minibatches drawn from its own buffer. The rules are SAC's
 (SB3's): uniformly random actions before ``learning_starts``, soft Bellman targets from the
 target critics and a fresh next action, the actor's reparameterised loss, the entropy
-coefficient tuned towards ``-|A|``, Polyak-averaged targets. Losses are per seed and summed,
+coefficient tuned towards the target entropy (``-|A|`` by default) or fixed, Polyak-averaged
+targets. Losses are per seed and summed,
 so a seed's gradients are its own.
 
 A seed's checkpoint is a plain SAC agent state (actor, critic ensemble, optimizers, entropy
@@ -50,6 +51,10 @@ def sac_unbatchable(cfg: Any, env_id: str) -> str | None:
         return f"init is {cfg.init} (batched SAC draws fan_in_uniform weights)"
     if cfg.her:
         return "her is set (batched SAC has a plain replay buffer)"
+    if cfg.normalize_obs or cfg.normalize_reward:
+        return "normalize_obs/normalize_reward are set (SAC replays raw observations)"
+    if cfg.buffer_size < cfg.n_envs:
+        return "buffer_size is below n_envs (one vector step would not fit the buffer)"
     return None
 
 
@@ -170,7 +175,7 @@ class SeedsSAC(SeedTrainer):
                     else:
                         v.assign(np.concatenate(slots) if name == "critic" else np.stack(slots))
             self.log_ent_coef.assign(np.stack([s["var/log_ent_coef"] for s in states]))
-            size = int(meta["replay/size"])
+            size, pos = int(meta["replay/size"]), int(meta["replay/pos"])
             for key, var in self.replay.items():
                 data = var.numpy()
                 for k, s in enumerate(states):
@@ -178,7 +183,7 @@ class SeedsSAC(SeedTrainer):
                 var.assign(data)
         except (KeyError, ValueError) as exc:
             raise DojoError(f"a seed's checkpoint does not fit this batched program: {exc}") from None
-        self.pos.assign(int(meta["replay/pos"]))
+        self.pos.assign(pos)
         self.size.assign(size)
         self.updates.assign(n_updates)
         self.n_updates = n_updates

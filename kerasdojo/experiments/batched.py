@@ -235,9 +235,11 @@ class Program:
                 steps, metrics, episodes = self.trainer.iterate(self.step, total)
                 self.step += steps
                 self._record(episodes)
+                trained = any(key.startswith("train/") for key in metrics)  # off-policy: once learning starts
                 for k, member in enumerate(self.seeds):
                     member.row.update({key: float(v[k]) for key, v in metrics.items()})
-                    member.row["train/n_updates"] = float(self.trainer.n_updates)
+                    if trained:
+                        member.row["train/n_updates"] = float(self.trainer.n_updates)
                 session += self._timed(time.perf_counter() - t0)
                 evaluated = self.step >= next_eval and self.step < total
                 if evaluated:
