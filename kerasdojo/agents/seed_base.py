@@ -92,6 +92,69 @@ def clip_per_seed(grads: list[Any], max_norm: float) -> list[Any]:
     return [g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)) for g in grads]
 
 
+# --------------------------------------------------------------------------- replay
+
+
+class SeedReplay:
+    """Every seed's replay buffer in variables shaped ``(capacity, seeds, ...)``: every seed
+    stores as many transitions per call, so they share ``pos`` and ``size``. Columns are
+    :data:`~kerasdojo.agents.tf_replay.KEYS`, as a one-seed agent's buffer holds them."""
+
+    def __init__(self, capacity: int, members: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype: Any):
+        tf = backend.tf()
+        self.capacity, self.members = capacity, members
+        shapes = {"obs": [obs_dim], "actions": list(action_shape), "rewards": [], "next_obs": [obs_dim]}
+        shapes["terminated"] = []
+        self.vars = {
+            k: tf.Variable(
+                tf.zeros([capacity, members, *shape], action_dtype if k == "actions" else tf.float32), trainable=False
+            )
+            for k, shape in shapes.items()
+        }
+        self.pos, self.size = tf.Variable(0, trainable=False), tf.Variable(0, trainable=False)
+
+    def store(self, columns: dict[str, Any]) -> None:
+        """Add ``n`` transitions of every seed (each column shaped ``(n, seeds, ...)``, in the order
+        of a one-seed buffer); more than the buffer holds: the last ``capacity`` stay."""
+        tf = backend.tf()
+        cap = self.capacity
+        n = int(columns["rewards"].shape[0])
+        rows = (self.pos + tf.range(n)) % cap
+        keep = slice(-cap, None) if n > cap else slice(None)
+        for key, x in columns.items():
+            self.vars[key].scatter_nd_update(rows[keep, None], x[keep])
+        self.pos.assign((self.pos + n) % cap)
+        self.size.assign(tf.minimum(self.size + n, cap))
+
+    def sample(self, stream: Any, k: int, batch: int) -> list[Any]:
+        """``k`` minibatches of ``batch`` transitions of every seed, drawn uniformly from its own
+        buffer with ``stream``: each column shaped ``(seeds, k, batch, ...)``."""
+        tf = backend.tf()
+        idx = stream.integers([k, batch], self.size)  # (S, k, B)
+        at = tf.stack([idx, tf.broadcast_to(tf.range(self.members)[:, None, None], idx.shape)], axis=-1)
+        return [tf.gather_nd(self.vars[c].read_value(), at) for c in self.vars]
+
+    def to_buffer(self, k: int, buf: Any) -> None:
+        """Copy seed ``k``'s transitions into a one-seed NumPy buffer (what checkpoints hold)."""
+        size = int(self.size.numpy())
+        for key, var in self.vars.items():
+            field = getattr(buf, key)
+            field[:size] = var[:size, k].numpy().reshape(field[:size].shape)
+        buf.pos, buf.size = int(self.pos.numpy()), size
+
+    def load(self, states: list[dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
+        """Load each seed's saved buffer (``replay/<column>`` arrays, ``replay/size`` and
+        ``replay/pos`` in ``meta``: the seeds stopped at the same step)."""
+        size, pos = int(meta["replay/size"]), int(meta["replay/pos"])
+        for key, var in self.vars.items():
+            data = var.numpy()
+            for k, s in enumerate(states):
+                data[:size, k] = np.asarray(s[f"replay/{key}"]).reshape(data[:size, k].shape)
+            var.assign(data)
+        self.pos.assign(pos)
+        self.size.assign(size)
+
+
 # --------------------------------------------------------------------------- the trainers
 
 
@@ -183,4 +246,4 @@ class SeedTrainer(NativeTrainer):
         return tf.reshape(ret, [S, K]), tf.reshape(length, [S, K])
 
 
-__all__ = ["SeedMLP", "SeedTrainer", "clip_per_seed", "fan_in_weights", "initial_weights"]
+__all__ = ["SeedMLP", "SeedReplay", "SeedTrainer", "clip_per_seed", "fan_in_weights", "initial_weights"]

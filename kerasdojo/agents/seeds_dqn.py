@@ -31,12 +31,11 @@ from kerasdojo.agents.rules import (
     target_interval,
     updates_start,
 )
-from kerasdojo.agents.seed_base import SeedMLP, SeedTrainer, clip_per_seed, fan_in_weights
+from kerasdojo.agents.seed_base import SeedMLP, SeedReplay, SeedTrainer, clip_per_seed, fan_in_weights
 from kerasdojo.agents.speed import compiled, repeat
+from kerasdojo.agents.tf_replay import KEYS
 from kerasdojo.errors import DojoError
 from kerasdojo.observations import ObsSpec
-
-COLUMNS = ("obs", "actions", "rewards", "next_obs", "terminated")  # the replay buffer's, as TFReplay's
 
 
 def dqn_unbatchable(cfg: Any, env_id: str) -> str | None:
@@ -78,15 +77,7 @@ class SeedsDQN(SeedTrainer):
         self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
         self.opt.build(self.q.weights)
         check_replay_memory(self.members * cfg.buffer_size, ObsSpec.box((self.obs_dim,)))
-        # Rows are transitions, then seeds: every seed stores as many per call, so they share pos and size.
-        cap, S = cfg.buffer_size, self.members
-        shapes = {"obs": [cap, S, self.obs_dim], "actions": [cap, S], "rewards": [cap, S]}
-        shapes |= {"next_obs": [cap, S, self.obs_dim], "terminated": [cap, S]}
-        self.replay = {
-            k: tf.Variable(tf.zeros(shape, tf.int32 if k == "actions" else tf.float32), trainable=False)
-            for k, shape in shapes.items()
-        }
-        self.pos, self.size = tf.Variable(0, trainable=False), tf.Variable(0, trainable=False)
+        self.replay = SeedReplay(cfg.buffer_size, self.members, self.obs_dim, (), tf.int32)
         self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.pending = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.exploration_rate = float(cfg.exploration_initial_eps)
@@ -136,11 +127,7 @@ class SeedsDQN(SeedTrainer):
             theirs.assign(mine)
         if snapshot is not None:
             return
-        buf, size = agent.buffer, int(self.size.numpy())
-        for key in COLUMNS:
-            field = getattr(buf, key)
-            field[:size] = self.replay[key][:size, k].numpy().reshape(field[:size].shape)
-        buf.pos, buf.size = int(self.pos.numpy()), size
+        self.replay.to_buffer(k, agent.buffer)
         agent.n_calls, agent.pending_target_updates = int(self.calls.numpy()), int(self.pending.numpy())
         agent.exploration_rate = self.exploration_rate
 
@@ -157,16 +144,9 @@ class SeedsDQN(SeedTrainer):
             for j, v in enumerate(self.opt.variables):
                 slots = [s[f"opt/adam/{j}"] for s in states]
                 v.assign(np.stack(slots) if len(v.shape) == slots[0].ndim + 1 else slots[0])
-            size, pos = int(meta["replay/size"]), int(meta["replay/pos"])
-            for key, var in self.replay.items():
-                data = var.numpy()
-                for k, s in enumerate(states):
-                    data[:size, k] = np.asarray(s[f"replay/{key}"]).reshape(data[:size, k].shape)
-                var.assign(data)
+            self.replay.load(states, meta)
         except (KeyError, ValueError) as exc:
             raise DojoError(f"a seed's checkpoint does not fit this batched program: {exc}") from None
-        self.pos.assign(pos)
-        self.size.assign(size)
         self.calls.assign(int(meta.get("n_calls", 0)))
         self.pending.assign(int(meta.get("pending_target_updates", 0)))
         self.exploration_rate = float(meta.get("exploration_rate", self.cfg.exploration_final_eps))
@@ -213,7 +193,12 @@ class SeedsDQN(SeedTrainer):
             return row, out, ep_return, ep_length, out.obs
 
         _, data = self._rollout(T, env.observe(), columns, step_fn)  # columns (T, S, E, ...)
-        self._store({k: data[k] for k in COLUMNS})
+
+        def in_order(x: Any) -> Any:  # (T, S, E, ...) -> (T * E, S, ...): a one-seed buffer's order
+            x = tf.transpose(x, [0, 2, 1, *range(3, len(x.shape))])
+            return tf.reshape(x, [taken, S, *x.shape[3:]])
+
+        self.replay.store({k: in_order(data[k]) for k in KEYS})
         target_every = target_interval(cfg.target_update_interval, E)
         calls = self.calls + T
         self.pending.assign_add(due_updates(self.calls, calls, target_every))
@@ -236,30 +221,12 @@ class SeedsDQN(SeedTrainer):
             out[key] = data[key]
         return out
 
-    def _store(self, columns: dict[str, Any]) -> None:
-        """Add a call's transitions ``(T, S, E, ...)`` to every seed's ring buffer, in the order
-        of a one-seed buffer (step after step, env after env)."""
-        tf = backend.tf()
-        cap = self.cfg.buffer_size
-        n = self.cfg.train_freq * self.n_envs
-        rows = (self.pos + tf.range(n)) % cap
-        keep = slice(-cap, None) if n > cap else slice(None)
-        for key, x in columns.items():
-            x = tf.transpose(x, [0, 2, 1, *range(3, len(x.shape))])  # (T, E, S, ...)
-            x = tf.reshape(x, [n, self.members, *x.shape[3:]])
-            self.replay[key].scatter_nd_update(rows[keep, None], x[keep])
-        self.pos.assign((self.pos + n) % cap)
-        self.size.assign(tf.minimum(self.size + n, cap))
-
     def _train_steps(self, k: int) -> tuple[Any, Any]:
         """``k`` gradient steps of every seed on minibatches drawn uniformly from its own buffer;
         each seed's mean loss and Q value over them."""
         tf = backend.tf()
-        cfg, S, B = self.cfg, self.members, self.cfg.batch_size
-        idx = self.streams["sample"].integers([k, B], self.size)  # (S, k, B)
-        seat = tf.broadcast_to(tf.range(S)[:, None, None], idx.shape)
-        at = tf.stack([idx, seat], axis=-1)
-        obs, actions, rewards, next_obs, terminated = (tf.gather_nd(self.replay[c].read_value(), at) for c in COLUMNS)
+        cfg, S = self.cfg, self.members
+        obs, actions, rewards, next_obs, terminated = self.replay.sample(self.streams["sample"], k, cfg.batch_size)
 
         def body(i: Any, sums: tuple[Any, Any]) -> tuple[Any, Any]:
             o, a, r, o2, d = (x[:, i] for x in (obs, actions, rewards, next_obs, terminated))

@@ -27,14 +27,13 @@ from kerasdojo import backend
 from kerasdojo.agents.buffers import check_replay_memory
 from kerasdojo.agents.native_offpolicy import CHUNK
 from kerasdojo.agents.rules import gradient_steps, polyak, scale_actions, schedule, schedule_tf, updates_start
-from kerasdojo.agents.seed_base import SeedMLP, SeedTrainer, fan_in_weights
+from kerasdojo.agents.seed_base import SeedMLP, SeedReplay, SeedTrainer, fan_in_weights
 from kerasdojo.agents.speed import compiled, repeat
 from kerasdojo.agents.squashed import SquashedDiagGaussian
 from kerasdojo.agents.streams import SeedDraws
 from kerasdojo.errors import DojoError
 from kerasdojo.observations import ObsSpec
 
-COLUMNS = ("obs", "actions", "rewards", "next_obs", "terminated")
 LOSSES = ("actor_loss", "critic_loss", "ent_coef", "ent_coef_loss")
 PAIRED = ("critics", "critics_target", "opt_critic")  # seed k's rows are 2k and 2k + 1
 
@@ -92,11 +91,7 @@ class SeedsSAC(SeedTrainer):
         self.opts["critic"].build(self.critics.weights)
         self.opts["ent"].build([self.log_ent_coef])
         check_replay_memory(self.members * cfg.buffer_size, ObsSpec.box((self.obs_dim,)))
-        cap, S = cfg.buffer_size, self.members
-        shapes = {"obs": [cap, S, self.obs_dim], "actions": [cap, S, A], "rewards": [cap, S]}
-        shapes |= {"next_obs": [cap, S, self.obs_dim], "terminated": [cap, S]}
-        self.replay = {k: tf.Variable(tf.zeros(shape), trainable=False) for k, shape in shapes.items()}
-        self.pos, self.size = tf.Variable(0, trainable=False), tf.Variable(0, trainable=False)
+        self.replay = SeedReplay(cfg.buffer_size, self.members, self.obs_dim, (A,), tf.float32)
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.per_call = max(1, CHUNK // (cfg.train_freq * self.n_envs)) * cfg.train_freq  # vector steps per call
         self._numpy: dict[str, list[np.ndarray]] | None = None
@@ -151,16 +146,11 @@ class SeedsSAC(SeedTrainer):
         agent.log_ent_coef.assign(seed["log_ent_coef"][0])
         if snapshot is not None:
             return
-        buf, size = agent.buffer, int(self.size.numpy())
-        for key in COLUMNS:
-            field = getattr(buf, key)
-            field[:size] = self.replay[key][:size, k].numpy().reshape(field[:size].shape)
-        buf.pos, buf.size = int(self.pos.numpy()), size
+        self.replay.to_buffer(k, agent.buffer)
 
     def load_seeds(self, saved: list[tuple[dict[str, np.ndarray], dict[str, Any]]], n_updates: int) -> None:
         """Load each seed's saved state (arrays and meta of a checkpoint)."""
         states = self._load_envs([arrays for arrays, _ in saved])
-        meta = saved[0][1]
         try:
             for w, i in zip(self.actor.weights, range(len(self.actor.weights)), strict=True):
                 w.assign(np.stack([s[f"net/actor/{i}"] for s in states]))
@@ -175,16 +165,9 @@ class SeedsSAC(SeedTrainer):
                     else:
                         v.assign(np.concatenate(slots) if name == "critic" else np.stack(slots))
             self.log_ent_coef.assign(np.stack([s["var/log_ent_coef"] for s in states]))
-            size, pos = int(meta["replay/size"]), int(meta["replay/pos"])
-            for key, var in self.replay.items():
-                data = var.numpy()
-                for k, s in enumerate(states):
-                    data[:size, k] = np.asarray(s[f"replay/{key}"]).reshape(data[:size, k].shape)
-                var.assign(data)
+            self.replay.load(states, saved[0][1])
         except (KeyError, ValueError) as exc:
             raise DojoError(f"a seed's checkpoint does not fit this batched program: {exc}") from None
-        self.pos.assign(pos)
-        self.size.assign(size)
         self.updates.assign(n_updates)
         self.n_updates = n_updates
         self._numpy = None
@@ -209,10 +192,8 @@ class SeedsSAC(SeedTrainer):
     def _train_steps(self, k: int) -> tuple[Any, ...]:
         """``k`` gradient steps of every seed; each seed's mean losses and entropy coefficient."""
         tf = backend.tf()
-        cfg, S, B = self.cfg, self.members, self.cfg.batch_size
-        idx = self.streams["sample"].integers([k, B], self.size)  # (S, k, B)
-        at = tf.stack([idx, tf.broadcast_to(tf.range(S)[:, None, None], idx.shape)], axis=-1)
-        batch = [tf.gather_nd(self.replay[c].read_value(), at) for c in COLUMNS]
+        cfg, S = self.cfg, self.members
+        batch = self.replay.sample(self.streams["sample"], k, cfg.batch_size)
         actor_vars, critic_vars = self.actor.weights, self.critics.weights
 
         def step(i: Any, sums: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -278,7 +259,9 @@ class SeedsSAC(SeedTrainer):
                 "next_obs": seeds_first(out.final_obs),
                 "terminated": seeds_first(tf.cast(out.terminated, tf.float32)),
             }
-            self._store({k: tf.cast(v, tf.float32) for k, v in row.items()})
+            self.replay.store(
+                {k: tf.transpose(tf.cast(v, tf.float32), [1, 0, *range(2, len(v.shape))]) for k, v in row.items()}
+            )
             ends = tuple(seeds_first(x) for x in ends)
             records = tuple(tf.tensor_scatter_nd_update(r, [[i]], v[None]) for r, v in zip(records, ends, strict=True))
             cycle_start = done_steps - (freq - 1) * E
@@ -305,16 +288,6 @@ class SeedsSAC(SeedTrainer):
         (done, ep_ret, ep_len), sums, count = carry
         out = {k: s / tf.maximum(count, 1.0) for k, s in zip(LOSSES, sums, strict=True)}
         return out | {"trained": count > 0, "done": done, "ep_return": ep_ret, "ep_length": ep_len}
-
-    def _store(self, row: dict[str, Any]) -> None:
-        """Add one vector step ``(S, E, ...)`` to every seed's ring buffer (env after env)."""
-        tf = backend.tf()
-        cap, E = self.cfg.buffer_size, self.n_envs
-        rows = (self.pos + tf.range(E)) % cap
-        for key, x in row.items():
-            self.replay[key].scatter_nd_update(rows[:, None], tf.transpose(x, [1, 0, *range(2, len(x.shape))]))
-        self.pos.assign((self.pos + E) % cap)
-        self.size.assign(tf.minimum(self.size + E, cap))
 
 
 __all__ = ["SeedsSAC", "sac_unbatchable"]

@@ -34,8 +34,8 @@ def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone() -> None:
         [*alone.q.weights, *alone.opt.variables[2:]], [*together.q.weights, *together.opt.variables[2:]], strict=True
     ):
         np.testing.assert_array_equal(mine.numpy()[0], ref.numpy()[1])
-    np.testing.assert_array_equal(alone.replay["obs"].numpy()[:, 0], together.replay["obs"].numpy()[:, 1])
-    assert int(together.size.numpy()) == 1000 and alone.n_updates == together.n_updates == 16 * 8
+    np.testing.assert_array_equal(alone.replay.vars["obs"].numpy()[:, 0], together.replay.vars["obs"].numpy()[:, 1])
+    assert int(together.replay.size.numpy()) == 1000 and alone.n_updates == together.n_updates == 16 * 8
     np.testing.assert_array_equal(alone.evaluate()[0][0], together.evaluate()[0][1])
     assert together.traces == 1 and together._evaluate.experimental_get_tracing_count() == 1
     assert not np.array_equal(together.q.weights[0].numpy()[0], together.q.weights[0].numpy()[1])
@@ -60,6 +60,6 @@ def test_a_seed_becomes_a_plain_dqn_agent_with_its_replay_buffer() -> None:
         np.testing.assert_allclose(agent.q_target(obs).numpy(), target, rtol=1e-5, atol=1e-6)
         assert int(agent.opt.variables[0].numpy()) == 16  # 2 updates of 8 gradient steps
         assert len(agent.buffer) == 384 and agent.buffer.pos == 384
-        np.testing.assert_array_equal(agent.buffer.obs[:384], trainer.replay["obs"].numpy()[:384, k])
-        np.testing.assert_array_equal(agent.buffer.actions[:384], trainer.replay["actions"].numpy()[:384, k])
+        np.testing.assert_array_equal(agent.buffer.obs[:384], trainer.replay.vars["obs"].numpy()[:384, k])
+        np.testing.assert_array_equal(agent.buffer.actions[:384], trainer.replay.vars["actions"].numpy()[:384, k])
         assert agent.n_calls == 6 * 64 and agent.exploration_rate == trainer.exploration_rate

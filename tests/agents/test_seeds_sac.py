@@ -39,8 +39,10 @@ def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone() -> None:
     for mine, ref in zip(alone.snapshot(0).values(), together.snapshot(1).values(), strict=True):
         for a, b in zip(mine, ref, strict=True):
             np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(alone.replay["actions"].numpy()[:, 0], together.replay["actions"].numpy()[:, 1])
-    assert int(together.size.numpy()) == 300 and together.n_updates == alone.n_updates > 0
+    np.testing.assert_array_equal(
+        alone.replay.vars["actions"].numpy()[:, 0], together.replay.vars["actions"].numpy()[:, 1]
+    )
+    assert int(together.replay.size.numpy()) == 300 and together.n_updates == alone.n_updates > 0
     returns, lengths = together.evaluate()
     np.testing.assert_array_equal(alone.evaluate()[0][0], returns[1])
     assert (lengths == 200).all()
@@ -67,6 +69,6 @@ def test_a_seed_becomes_a_plain_sac_agent_with_its_replay_buffer() -> None:
         np.testing.assert_allclose(agent.q(agent.critics, obs, actions).numpy(), q, rtol=1e-5, atol=1e-5)
         assert float(agent.log_ent_coef.numpy()) == float(trainer.log_ent_coef.numpy()[k]) != 0.0
         assert int(agent.critic_opt.variables[0].numpy()) == trainer.n_updates > 0
-        size = int(trainer.size.numpy())
+        size = int(trainer.replay.size.numpy())
         assert len(agent.buffer) == size
-        np.testing.assert_array_equal(agent.buffer.actions[:size], trainer.replay["actions"].numpy()[:size, k])
+        np.testing.assert_array_equal(agent.buffer.actions[:size], trainer.replay.vars["actions"].numpy()[:size, k])
