@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +13,7 @@ from kerasdojo.experiments.batched import train_batched
 from kerasdojo.files import load_arrays, read_json
 from kerasdojo.runs import read_progress
 from kerasdojo.training.session import evaluate_run
+from tests.experiments.interrupt import interrupted_at
 from tests.test_runs import read_events
 
 runner = CliRunner()
@@ -95,18 +93,9 @@ def test_a_seed_learns_the_same_beside_other_seeds_or_alone(three, tmp_path) -> 
 
 
 def test_ctrl_c_checkpoints_every_seed_and_bench_resumes_them_exactly(three, tmp_path, monkeypatch) -> None:
-    iterate = SeedsPPO.iterate
-
-    def iterate_then_interrupt(self, step, total):
-        out = iterate(self, step, total)
-        if step + out[0] == 768:
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(SeedsPPO, "iterate", iterate_then_interrupt)
     out = tmp_path / "stopped"
-    assert {r["status"] for r in train(out, [1, 2])} == {"interrupted"}
-    monkeypatch.setattr(SeedsPPO, "iterate", iterate)
+    results = interrupted_at(monkeypatch, SeedsPPO, 768, lambda: train(out, [1, 2]))
+    assert {r["status"] for r in results} == {"interrupted"}
     rngs = []
     for seed in (1, 2):
         checkpoint = bench_mod.seed_run(out, seed) / "checkpoints" / "step_000000000768.npz"
@@ -129,18 +118,9 @@ def test_gaussian_seeds_keep_their_own_log_std_through_a_resume(tmp_path, monkey
     """Pendulum-v1: a Gaussian policy per seed, its log-std saved and loaded with the seed's checkpoint."""
     whole = tmp_path / "whole"
     assert {r["status"] for r in train(whole, [0, 1], "Pendulum-v1")} == {"trained"}
-    iterate = SeedsPPO.iterate
-
-    def iterate_then_interrupt(self, step, total):
-        out = iterate(self, step, total)
-        if step + out[0] == 1280:
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(SeedsPPO, "iterate", iterate_then_interrupt)
     stopped = tmp_path / "stopped"
-    assert {r["status"] for r in train(stopped, [0, 1], "Pendulum-v1")} == {"interrupted"}
-    monkeypatch.setattr(SeedsPPO, "iterate", iterate)
+    results = interrupted_at(monkeypatch, SeedsPPO, 1280, lambda: train(stopped, [0, 1], "Pendulum-v1"))
+    assert {r["status"] for r in results} == {"interrupted"}
     assert {r["status"] for r in train(stopped, [0, 1], "Pendulum-v1")} == {"trained"}
     stds = []
     for seed in (0, 1):

@@ -3,9 +3,6 @@ run, its checkpoints holding its own replay buffer."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import numpy as np
 import pytest
 
@@ -16,6 +13,7 @@ from kerasdojo.experiments.batched import train_batched
 from kerasdojo.files import load_arrays, read_json
 from kerasdojo.runs import read_progress
 from kerasdojo.training.session import evaluate_run
+from tests.experiments.interrupt import interrupted_at
 
 SMALL = {"learning_starts": 256, "train_freq": 64, "gradient_steps": 8, "buffer_size": 1000, "net_arch": "64,64"}
 STEPS = 2048  # 32 calls of 64 steps
@@ -51,18 +49,10 @@ def test_dqn_seeds_checkpoint_their_replay_and_resume_exactly(tmp_path, monkeypa
         assert read_json(run / "eval.json")["evaluated_on"] == "native twin"
         # An ordinary DQN run: kerasdojo eval loads it and plays Gymnasium's own env.
         assert evaluate_run(run, episodes=2).result.mean_reward >= 8
-    iterate = SeedsDQN.iterate
-
-    def iterate_then_interrupt(self, step, total):
-        out = iterate(self, step, total)
-        if step + out[0] == 1280:
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(SeedsDQN, "iterate", iterate_then_interrupt)
     stopped = tmp_path / "stopped"
-    assert {r["status"] for r in train(stopped, [0, 1])} == {"interrupted"}
-    monkeypatch.setattr(SeedsDQN, "iterate", iterate)
+    assert {r["status"] for r in interrupted_at(monkeypatch, SeedsDQN, 1280, lambda: train(stopped, [0, 1]))} == {
+        "interrupted"
+    }
     buffers = []
     for seed in (0, 1):
         arrays, meta = load_arrays(bench_mod.seed_run(stopped, seed) / "checkpoints" / "step_000000001280.npz")
@@ -88,18 +78,8 @@ def test_sac_seeds_checkpoint_their_state_and_resume_exactly(tmp_path, monkeypat
 
     whole = tmp_path / "whole"
     assert {r["status"] for r in sac(whole)} == {"trained"}
-    iterate = SeedsSAC.iterate
-
-    def iterate_then_interrupt(self, step, total):
-        out = iterate(self, step, total)
-        if step + out[0] == 500:  # one chunk
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(SeedsSAC, "iterate", iterate_then_interrupt)
     stopped = tmp_path / "stopped"
-    assert {r["status"] for r in sac(stopped)} == {"interrupted"}
-    monkeypatch.setattr(SeedsSAC, "iterate", iterate)
+    assert {r["status"] for r in interrupted_at(monkeypatch, SeedsSAC, 500, lambda: sac(stopped))} == {"interrupted"}
     assert {r["status"] for r in sac(stopped)} == {"trained"}
     for seed in (0, 1):
         mine, _ = load_arrays(bench_mod.seed_run(stopped, seed) / "agent.npz")
