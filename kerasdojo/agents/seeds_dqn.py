@@ -76,7 +76,9 @@ class SeedsDQN(SeedTrainer):
         self.q_target = SeedMLP(weights, cfg.activation, "q_target")  # starts as a copy, as DQN's
         self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps)
         self.opt.build(self.q.weights)
-        check_replay_memory(self.members * cfg.buffer_size, ObsSpec.box((self.obs_dim,)))
+        # The seeds' buffers, and the one-seed agent's NumPy buffer a checkpoint is written through.
+        check_replay_memory((self.members + 1) * cfg.buffer_size, ObsSpec.box((self.obs_dim,)))
+        self.huber = keras.losses.Huber(delta=1.0, reduction=None)  # DQN's (SB3's smooth L1), not averaged over seeds
         self.replay = SeedReplay(cfg.buffer_size, self.members, self.obs_dim, (), tf.int32)
         self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.pending = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -239,9 +241,7 @@ class SeedsDQN(SeedTrainer):
             target = tf.stop_gradient(r + cfg.gamma * (1.0 - d) * q_next)
             with tf.GradientTape() as tape:
                 q = tf.gather(self.q(o), a, batch_dims=2)
-                error = target - q
-                huber = tf.where(tf.abs(error) <= 1.0, 0.5 * tf.square(error), tf.abs(error) - 0.5)  # SB3's smooth L1
-                loss = tf.reduce_mean(huber, axis=-1)
+                loss = self.huber(target, q)  # each seed's mean over its minibatch
                 total = tf.reduce_sum(loss)
             grads = clip_per_seed(tape.gradient(total, self.q.weights), cfg.max_grad_norm)
             self.opt.apply(grads, self.q.weights)

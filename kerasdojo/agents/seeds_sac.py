@@ -90,7 +90,8 @@ class SeedsSAC(SeedTrainer):
         self.opts["actor"].build(self.actor.weights)
         self.opts["critic"].build(self.critics.weights)
         self.opts["ent"].build([self.log_ent_coef])
-        check_replay_memory(self.members * cfg.buffer_size, ObsSpec.box((self.obs_dim,)))
+        # The seeds' buffers, and the one-seed agent's NumPy buffer a checkpoint is written through.
+        check_replay_memory((self.members + 1) * cfg.buffer_size, ObsSpec.box((self.obs_dim,)))
         self.replay = SeedReplay(cfg.buffer_size, self.members, self.obs_dim, (A,), tf.float32)
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.per_call = max(1, CHUNK // (cfg.train_freq * self.n_envs)) * cfg.train_freq  # vector steps per call
