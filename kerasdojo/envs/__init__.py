@@ -245,7 +245,9 @@ def _make_gym_vec(
     gym = _gym()
     kwargs = dict(env_kwargs or {})
     # ALE ids without the preprocessing: raw frames from single envs (ale-py's vector env preprocesses).
-    native_vec = spec.vector_entry_point and not _is_atari(spec)
+    # One env steps faster on its own (CartPole: 15 us a step in SyncVectorEnv, 39-45 us in its
+    # vectorised implementation, benchmarks/RESULTS.md), with the same trajectory from the same seed.
+    native_vec = spec.vector_entry_point and not _is_atari(spec) and n_envs > 1
     modes = ["async"] if async_ else (["vector_entry_point", "sync"] if native_vec else ["sync"])
     if render_mode is not None:
         kwargs["render_mode"] = _render_mode(render_mode)
