@@ -12,10 +12,12 @@ solve times count a seed that never solved as infinitely slow.
 SB3 and SBX (SB3 on JAX, every update compiled by XLA) run with RL Zoo's
 CartPole-v1 hyperparameters on the CPU. Install them beside kerasdojo, never as
 dependencies: ``pip install torch==2.13.0 stable-baselines3 sbx-rl``.
-kerasdojo runs its presets unchanged, which differ from the peers in two ways: DQN is
-Double DQN (kerasdojo's default; SB3 and SBX have plain DQN only), and CartPole steps
-through Gymnasium's vectorised CartPole implementation (the peers use a DummyVecEnv
-of single envs), which is part of kerasdojo's speed.
+kerasdojo runs its presets unchanged, which differ from the peers in three ways: DQN is
+Double DQN (kerasdojo's default; SB3 and SBX have plain DQN only); DQN's 128 gradient
+steps run in a thread beside the next 256 env steps (``overlap_update``), which act with
+the weights from before them; and PPO's 8 CartPoles step through Gymnasium's vectorised
+CartPole implementation (the peers use a DummyVecEnv of single envs; DQN's one env steps
+alone, as theirs).
 
     python benchmarks/cartpole.py                 # 5 seeds, both algorithms, SB3 and SBX if installed
     python benchmarks/cartpole.py --seeds 2 --algos ppo --no-sb3
@@ -150,8 +152,9 @@ def main() -> None:
         "",
         "Per seed (time = training-loop wall seconds minus evaluation; solved = first 20-episode deterministic "
         f"evaluation >= {SOLVED:.0f} (the goal), evaluated every {EVAL_EVERY:,} steps; final = 100 episodes). "
-        "kerasdojo DQN is Double DQN (its default), the peers' is plain DQN; kerasdojo steps Gymnasium's "
-        "vectorised CartPole, the peers a DummyVecEnv. Median solve times count an unsolved seed as never:",
+        "kerasdojo DQN is Double DQN (its default), the peers' is plain DQN, and overlaps its update with "
+        "the next env steps; kerasdojo PPO steps Gymnasium's vectorised CartPole, the peers a DummyVecEnv. "
+        "Median solve times count an unsolved seed as never:",
         "",
         *learning_tables(results, ".2f"),
     ]

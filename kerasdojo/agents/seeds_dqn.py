@@ -52,8 +52,10 @@ def dqn_unbatchable(cfg: Any, env_id: str) -> str | None:
         return "dueling is set (batched DQN has the plain Q head only)"
     if cfg.init != "fan_in_uniform":
         return f"init is {cfg.init} (batched DQN draws fan_in_uniform weights)"
-    if cfg.optimize_memory_usage or cfg.overlap_update or cfg.her:
-        return "optimize_memory_usage, overlap_update or her is set (batched DQN has a plain replay buffer)"
+    # overlap_update is the Gymnasium path's (an update in a thread beside the env steps); like
+    # NativeDQN, one compiled call runs both, so it has nothing to overlap.
+    if cfg.optimize_memory_usage or cfg.her:
+        return "optimize_memory_usage or her is set (batched DQN has a plain replay buffer)"
     return None
 
 
