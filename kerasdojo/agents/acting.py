@@ -8,7 +8,7 @@ models. Timings of both paths are in ``benchmarks/RESULTS.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -56,6 +56,7 @@ class Forward:
         copies = [NumpyForward.of(m) for m in self.models] if fast else [None]
         if fast and all(c is not None for c in copies):
             self._np: list[NumpyForward] | None = copies  # type: ignore[assignment]
+            self._read = _reader([v for c in copies for v in c.variables()])  # type: ignore[union-attr]
         else:
             self._np = None
             tf = backend.tf()
@@ -80,8 +81,9 @@ class Forward:
         if self._copy is not None:
             self._copy()
         if self._np is not None:
+            values = iter(self._read())
             for copy in self._np:
-                copy.refresh()
+                copy.refresh(values)
 
     def __call__(self, obs: Any) -> list[np.ndarray]:
         if self._np is not None:
@@ -91,6 +93,19 @@ class Forward:
                 outs.extend(o if isinstance(o, list) else [o])
             return outs
         return [o.numpy() for o in self._tf(obs)]
+
+
+def _reader(variables: list[Any]) -> Callable[[], Iterable[np.ndarray]]:
+    """The values of ``variables`` as NumPy arrays, read in one TensorFlow call: about a tenth of
+    the time of one eager read per variable, which an A2C update (one per 40 env steps) paid
+    twelve times (benchmarks/RESULTS.md)."""
+    tf = backend.tf()
+    read = tf.function(lambda: [tf.convert_to_tensor(v.value) for v in variables]).get_concrete_function()
+
+    def values() -> Iterable[np.ndarray]:
+        return (t.numpy() for t in read())
+
+    return values
 
 
 # The activations a NumPy copy can compute, by Keras's names.
@@ -142,13 +157,21 @@ class NumpyForward:
                 return None
         return cls(model, activations, flatten)
 
-    def refresh(self) -> None:
+    def variables(self) -> list[Any]:
+        """The Dense layers' kernels and biases, in the order :meth:`refresh` takes their values."""
         keras = backend.keras()
+        dense = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dense)]
+        return [v for layer in dense for v in ([layer.kernel, layer.bias] if layer.use_bias else [layer.kernel])]
+
+    def refresh(self, values: Iterator[np.ndarray] | None = None) -> None:
+        """Copy the weights; ``values``: theirs in :meth:`variables`' order, read already."""
+        keras = backend.keras()
+        values = values if values is not None else (v.numpy() for v in self.variables())
         self.params = []
         for layer in self.model.layers:
             if isinstance(layer, keras.layers.Dense):
-                kernel = np.asarray(layer.kernel.numpy(), np.float32)
-                bias = np.asarray(layer.bias.numpy(), np.float32) if layer.use_bias else None
+                kernel = np.asarray(next(values), np.float32)
+                bias = np.asarray(next(values), np.float32) if layer.use_bias else None
                 self.params.append((kernel, bias))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -181,9 +204,12 @@ class NestedNumpyForward:
             copies.append(copy)
         return cls(leaves, copies)
 
-    def refresh(self) -> None:
+    def variables(self) -> list[Any]:
+        return [v for head in self.heads for v in head.variables()]
+
+    def refresh(self, values: Iterator[np.ndarray] | None = None) -> None:
         for head in self.heads:
-            head.refresh()
+            head.refresh(values)
 
     def __call__(self, obs: dict[str, np.ndarray]) -> Any:
         x = np.concatenate([np.asarray(obs[k], np.float32).reshape(len(obs[k]), -1) for k in self.leaves], axis=1)
