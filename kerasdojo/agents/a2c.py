@@ -22,7 +22,7 @@ import numpy as np
 from kerasdojo import backend
 from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig, mask_weights, normalize_advantages
 from kerasdojo.agents.rules import schedule
-from kerasdojo.agents.speed import compiled, use_xla
+from kerasdojo.agents.speed import Direct, compiled, use_xla
 from kerasdojo.config import option
 from kerasdojo.observations import ObsSpec
 
@@ -63,7 +63,7 @@ class A2C(OnPolicyActorCritic):
         else:
             self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, global_clipnorm=cfg.max_grad_norm)
         self.opt.build(self.train_vars)
-        self._update = compiled(self._update_step, use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype))
+        self._update = Direct(compiled(self._update_step, use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype)))
         self.refresh()
 
     def optimizers(self) -> dict[str, Any]:

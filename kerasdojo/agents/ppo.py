@@ -25,7 +25,7 @@ from kerasdojo.agents.onpolicy import (
     row_sum,
 )
 from kerasdojo.agents.rules import schedule
-from kerasdojo.agents.speed import compiled, repeat, use_xla
+from kerasdojo.agents.speed import Direct, compiled, repeat, use_xla
 from kerasdojo.config import option
 from kerasdojo.observations import ObsSpec
 
@@ -61,7 +61,7 @@ class PPO(OnPolicyActorCritic):
             learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps, global_clipnorm=cfg.max_grad_norm
         )
         self.opt.build(self.train_vars)
-        self._update = compiled(self._update_step, use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype))
+        self._update = Direct(compiled(self._update_step, use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype)))
         self.refresh()
 
     def optimizers(self) -> dict[str, Any]:
