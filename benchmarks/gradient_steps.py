@@ -58,9 +58,9 @@ def case(algo: str, k: int, unroll: int, calls: int) -> tuple[float, float]:
         agent, env = _agent("ppo", "CartPole-v1", {"n_epochs": k})
         n = agent.cfg.n_steps * agent.cfg.n_envs
         obs = rng.normal(size=(n, 4)).astype(np.float32)
-        args = [obs, rng.integers(0, 2, n), np.full(n, -0.7, np.float32)]
+        args = [np.float32(agent.cfg.learning_rate), obs, rng.integers(0, 2, n), np.full(n, -0.7, np.float32)]
         args += [rng.normal(size=n).astype(np.float32) for _ in range(3)] + [np.ones(n, np.float32), np.float32(0.2)]
-        return time_calls(lambda: agent._update(*args), calls)
+        return time_calls(lambda: agent._update(*args, None), calls)  # the update sets lr, returns the weights
     if algo == "dqn":
         agent, env = _agent("dqn", "CartPole-v1", {"gradient_steps": k})
         b = agent.cfg.batch_size

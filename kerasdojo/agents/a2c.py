@@ -22,7 +22,7 @@ import numpy as np
 from kerasdojo import backend
 from kerasdojo.agents.onpolicy import OnPolicyActorCritic, OnPolicyConfig, mask_weights, normalize_advantages
 from kerasdojo.agents.rules import schedule
-from kerasdojo.agents.speed import Direct, compiled, use_xla
+from kerasdojo.agents.speed import use_xla
 from kerasdojo.config import option
 from kerasdojo.observations import ObsSpec
 
@@ -63,7 +63,7 @@ class A2C(OnPolicyActorCritic):
         else:
             self.opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, global_clipnorm=cfg.max_grad_norm)
         self.opt.build(self.train_vars)
-        self._update = Direct(compiled(self._update_step, use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype)))
+        self._update = self.compiled_update(use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype))
         self.refresh()
 
     def optimizers(self) -> dict[str, Any]:
@@ -73,11 +73,11 @@ class A2C(OnPolicyActorCritic):
         cfg = self.cfg
         buf, advantages, returns = self.collect(env)
         lr = schedule(cfg.lr_schedule, cfg.learning_rate, step / total_steps)
-        self.opt.learning_rate.assign(lr)
         flat = buf.flat(buf.obs, buf.actions, advantages, returns, buf.valid)
         flat[-1] = flat[-1].astype(np.float32)
-        stats = {k: float(v) for k, v in self._update(*flat, buf.flat(buf.masks)[0]).items()}
-        self.refresh()
+        out, weights = self._update(np.float32(lr), *flat, buf.flat(buf.masks)[0])
+        self.refresh(weights)
+        stats = {k: float(v) for k, v in out.items()}
         self.n_updates += 1
         metrics = {f"train/{k}": v for k, v in stats.items()}
         metrics.update(self.rollout_metrics(buf, returns, lr))

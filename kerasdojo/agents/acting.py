@@ -56,7 +56,8 @@ class Forward:
         copies = [NumpyForward.of(m) for m in self.models] if fast else [None]
         if fast and all(c is not None for c in copies):
             self._np: list[NumpyForward] | None = copies  # type: ignore[assignment]
-            self._read = _reader([v for c in copies for v in c.variables()])  # type: ignore[union-attr]
+            self._variables = [v for c in copies for v in c.variables()]  # type: ignore[union-attr]
+            self._read = _reader(self._variables)
         else:
             self._np = None
             tf = backend.tf()
@@ -77,13 +78,20 @@ class Forward:
         """Whether acting runs on NumPy copies of the weights (which a running update leaves alone)."""
         return self._np is not None
 
-    def refresh(self) -> None:
+    def tensors(self) -> list[Any]:
+        """Inside compiled code: the weights the NumPy copies hold, for :meth:`refresh` (an update
+        that returns them saves the call that reads them); none when acting runs in TensorFlow."""
+        tf = backend.tf()
+        return [tf.convert_to_tensor(v.value) for v in self._variables] if self._np is not None else []
+
+    def refresh(self, values: Iterable[Any] | None = None) -> None:
+        """After the weights changed; ``values``: :meth:`tensors` computed after the change."""
         if self._copy is not None:
             self._copy()
         if self._np is not None:
-            values = iter(self._read())
+            arrays = iter(self._read() if not values else (np.asarray(v) for v in values))
             for copy in self._np:
-                copy.refresh(values)
+                copy.refresh(arrays)
 
     def __call__(self, obs: Any) -> list[np.ndarray]:
         if self._np is not None:

@@ -23,7 +23,7 @@ from kerasdojo.agents import distributions
 from kerasdojo.agents.acting import Forward
 from kerasdojo.agents.base import Agent, AgentConfig
 from kerasdojo.agents.buffers import RolloutBuffer
-from kerasdojo.agents.speed import cnn_precision
+from kerasdojo.agents.speed import Direct, cnn_precision, compiled
 from kerasdojo.config import option
 from kerasdojo.encoders import build_nested
 from kerasdojo.observations import ObsSpec, assign
@@ -219,9 +219,30 @@ class OnPolicyActorCritic(Agent):
     def policy_model(self) -> Any:
         return self.pi if self.precision == "float32" else networks.float32_twin(self.pi)
 
-    def refresh(self) -> None:
-        self.forward.refresh()
-        self._log_std = None if self.log_std is None else np.asarray(self.log_std.numpy(), np.float32)
+    def refresh(self, values: list[Any] | None = None) -> None:
+        """After the weights changed; ``values``: what :meth:`compiled_update`'s call returned."""
+        if values is None:
+            self.forward.refresh()
+            self._log_std = None if self.log_std is None else np.asarray(self.log_std.numpy(), np.float32)
+            return
+        *weights, log_std = values
+        self.forward.refresh(weights)
+        self._log_std = None if self.log_std is None else np.asarray(log_std, np.float32)
+
+    def compiled_update(self, jit: bool) -> Any:
+        """The Gymnasium path's update in one call: it sets the learning rate, runs
+        ``_update_step(*args)`` and returns its statistics with the new weights acting needs (for
+        :meth:`refresh`). One TensorFlow call per rollout instead of three: an A2C update on
+        CartPole comes every 40 env steps (benchmarks/RESULTS.md)."""
+        tf = backend.tf()
+
+        def update(lr: Any, *args: Any) -> tuple[Any, list[Any]]:
+            self.opt.learning_rate.assign(lr)
+            stats = self._update_step(*args)
+            log_std = tf.zeros([]) if self.log_std is None else tf.convert_to_tensor(self.log_std.value)
+            return stats, [*self.forward.tensors(), log_std]
+
+        return Direct(compiled(update, jit))
 
     # ------------------------------------------------------------------ acting
     def dist_params(self, out: Any, tf_graph: bool = False) -> tuple[Any, ...]:

@@ -25,7 +25,7 @@ from kerasdojo.agents.onpolicy import (
     row_sum,
 )
 from kerasdojo.agents.rules import schedule
-from kerasdojo.agents.speed import Direct, compiled, repeat, use_xla
+from kerasdojo.agents.speed import repeat, use_xla
 from kerasdojo.config import option
 from kerasdojo.observations import ObsSpec
 
@@ -61,7 +61,7 @@ class PPO(OnPolicyActorCritic):
             learning_rate=cfg.learning_rate, epsilon=cfg.adam_eps, global_clipnorm=cfg.max_grad_norm
         )
         self.opt.build(self.train_vars)
-        self._update = Direct(compiled(self._update_step, use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype)))
+        self._update = self.compiled_update(use_xla(cfg.jit_compile, self.obs_shape, self.obs_dtype))
         self.refresh()
 
     def optimizers(self) -> dict[str, Any]:
@@ -73,12 +73,12 @@ class PPO(OnPolicyActorCritic):
         buf, advantages, returns = self.collect(env)
         lr = schedule(cfg.lr_schedule, cfg.learning_rate, progress)
         clip = schedule(cfg.clip_schedule, cfg.clip_range, progress)
-        self.opt.learning_rate.assign(lr)
         flat = buf.flat(buf.obs, buf.actions, buf.log_probs, advantages, returns, buf.values, buf.valid)
         flat[-1] = flat[-1].astype(np.float32)
         masks = buf.flat(buf.masks)[0]
-        stats = {k: float(v) for k, v in self._update(*flat, np.float32(clip), masks).items()}
-        self.refresh()
+        out, weights = self._update(np.float32(lr), *flat, np.float32(clip), masks)
+        self.refresh(weights)
+        stats = {k: float(v) for k, v in out.items()}
         n_grad = int(stats.pop("gradient_steps"))
         self.n_updates += n_grad
         metrics = {f"train/{k}": v for k, v in stats.items()}
