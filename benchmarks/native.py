@@ -8,6 +8,8 @@ and a final 100-episode evaluation. Training seconds are the training loop's wal
 time minus evaluation, *compilation included*. ``native`` runs with no XLA cache
 (every seed compiles from scratch); ``native-warm`` runs the same seeds again with a
 filled persistent XLA cache (what the second run of a preset costs on a machine).
+DQN's CartPole preset overlaps its update with the next env steps on the Gymnasium path
+(``overlap_update``); ``--native`` collects, then updates, in one compiled call.
 
 Throughput: env steps/s of one compiled PPO iteration with the CartPole preset and
 with larger batches of envs, and of the rollout alone (policy + env, no update) for

@@ -57,7 +57,7 @@ class Forward:
         if fast and all(c is not None for c in copies):
             self._np: list[NumpyForward] | None = copies  # type: ignore[assignment]
             self._variables = [v for c in copies for v in c.variables()]  # type: ignore[union-attr]
-            self._read = _reader(self._variables)
+            self._read: Callable[[], Iterable[np.ndarray]] | None = None  # traced on the first refresh
         else:
             self._np = None
             tf = backend.tf()
@@ -80,18 +80,30 @@ class Forward:
 
     def tensors(self) -> list[Any]:
         """Inside compiled code: the weights the NumPy copies hold, for :meth:`refresh` (an update
-        that returns them saves the call that reads them); none when acting runs in TensorFlow."""
+        that returns them saves the call that reads them); none when acting runs in TensorFlow,
+        or on a float32 twin (whose weights :meth:`refresh` copies first)."""
+        if self._np is None or self._copy is not None:
+            return []
         tf = backend.tf()
-        return [tf.convert_to_tensor(v.value) for v in self._variables] if self._np is not None else []
+        return [tf.convert_to_tensor(v.value) for v in self._variables]
 
-    def refresh(self, values: Iterable[Any] | None = None) -> None:
-        """After the weights changed; ``values``: :meth:`tensors` computed after the change."""
+    def refresh(self, values: Sequence[Any] | None = None) -> None:
+        """After the weights changed; ``values``: :meth:`tensors` computed after the change (empty
+        or None: read them here)."""
         if self._copy is not None:
             self._copy()
-        if self._np is not None:
-            arrays = iter(self._read() if not values else (np.asarray(v) for v in values))
-            for copy in self._np:
-                copy.refresh(arrays)
+        if self._np is None:
+            return
+        if values:
+            if len(values) != len(self._variables):
+                raise ValueError(f"Forward.refresh: {len(values)} values for {len(self._variables)} weights")
+            arrays: Iterator[Any] = (np.asarray(v) for v in values)
+        else:
+            if self._read is None:
+                self._read = _reader(self._variables)
+            arrays = iter(self._read())
+        for copy in self._np:
+            copy.refresh(arrays)
 
     def __call__(self, obs: Any) -> list[np.ndarray]:
         if self._np is not None:

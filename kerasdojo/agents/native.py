@@ -196,6 +196,8 @@ class NativeDQN(NativeTrainer, DQN):
         if cfg.optimize_memory_usage:
             raise DojoError("--native DQN keeps its replay buffer in TensorFlow: leave optimize_memory_usage false")
         super().__init__(cfg, obs_spec, *args, **kwargs)
+        if cfg.overlap_update:  # the CartPole preset's, for the Gymnasium path
+            self.notes.append("overlap_update is the Gymnasium path's: here one compiled call collects, then updates")
         tf = backend.tf()
         # The TF buffer sits beside the NumPy one that checkpoints read: check room for both.
         check_replay_memory(2 * cfg.buffer_size, obs_spec)

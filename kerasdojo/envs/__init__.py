@@ -1,8 +1,9 @@
 """Making environments: any registered Gymnasium id or ``module:Class`` entry point.
 
 * :func:`make_vec` builds the vector environment agents train on (Gymnasium's
-  own vectorised implementation when an env has one, e.g. CartPole, else
-  ``SyncVectorEnv``; ``AsyncVectorEnv`` with ``async_=True``), wrapped in
+  own vectorised implementation when an env has one and there are 2 envs or
+  more, e.g. CartPole, else ``SyncVectorEnv``; ``AsyncVectorEnv`` with
+  ``async_=True``), wrapped in
   :class:`~kerasdojo.envs.wrappers.VecEnv` for episode statistics, observation
   encoding and optional normalisation (Gymnasium's vector wrappers, subclassed
   where SB3's conventions need it).
@@ -341,7 +342,9 @@ def describe(env_id: str) -> dict[str, Any]:
         "observation space": describe_space(obs_space),
         "reward threshold": spec.reward_threshold,
         "max episode steps": spec.max_episode_steps,
-        "vectorised implementation": "yes" if spec.vector_entry_point else "no (SyncVectorEnv)",
+        "vectorised implementation": "yes (from 2 envs; one env: SyncVectorEnv)"
+        if spec.vector_entry_point
+        else "no (SyncVectorEnv)",
     }
     rows["agents see"] = _agents_see(obs_space)
     if _is_atari(spec):

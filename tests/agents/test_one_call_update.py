@@ -22,20 +22,20 @@ def _learned(agent_name: str, env_id: str, iterations: int = 3):
     agent.begin(env)
     step = 0
     for _ in range(iterations):
-        taken, metrics = agent.learn(env, step, cfg.total_steps)
+        taken, _ = agent.learn(env, step, cfg.total_steps)
         step += taken
-    return agent, cfg, step - taken, metrics
+    return agent, cfg, step - taken
 
 
 @pytest.mark.parametrize(
     ("agent_name", "env_id"), [("ppo", "CartPole-v1"), ("a2c", "CartPole-v1"), ("ppo", "Pendulum-v1")]
 )
 def test_update_call_sets_the_rate_refreshes_acting_and_traces_once(agent_name, env_id) -> None:
-    agent, cfg, last_step, metrics = _learned(agent_name, env_id)
+    agent, cfg, last_step = _learned(agent_name, env_id)
     # The learning rate the call set is the schedule's at the last update, as an eager assign gave.
     expected = np.float32(schedule(cfg.lr_schedule, cfg.learning_rate, last_step / cfg.total_steps))
+    assert expected < np.float32(cfg.learning_rate)  # the linear schedule moved it
     assert np.float32(agent.opt.learning_rate.numpy()) == expected
-    assert metrics["train/learning_rate"] == pytest.approx(float(expected))
     # The NumPy acting copies hold exactly the weights the update wrote.
     copies = agent.forward._np
     assert copies is not None
@@ -51,18 +51,21 @@ def test_update_call_sets_the_rate_refreshes_acting_and_traces_once(agent_name, 
     obs = np.random.default_rng(0).normal(size=(5, *agent.obs_shape)).astype(np.float32)
     np.testing.assert_allclose(agent.forward(obs)[0], agent.pi(obs).numpy(), rtol=1e-5, atol=1e-6)
     assert agent._update.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="values for"):  # a count that does not match is an error, not a shift
+        agent.forward.refresh([np.zeros(1, np.float32)])
 
 
 def test_one_env_steps_alone_along_the_vectorised_envs_trajectory() -> None:
-    one = envs.make_vec("CartPole-v1", 1, seed=7)
+    short = {"max_episode_steps": 20}  # truncations as well as terminations
+    one = envs.make_vec("CartPole-v1", 1, seed=7, env_kwargs=short)
     assert isinstance(one.env.unwrapped, gym.vector.SyncVectorEnv)
     eight = envs.make_vec("CartPole-v1", 8, seed=7)
     assert not isinstance(eight.env.unwrapped, gym.vector.SyncVectorEnv)  # Gymnasium's CartPoleVectorEnv
-    reference = gym.make_vec("CartPole-v1", num_envs=1, vectorization_mode="vector_entry_point")
+    reference = gym.make_vec("CartPole-v1", num_envs=1, vectorization_mode="vector_entry_point", **short)
     obs_ref, _ = reference.reset(seed=7)
     np.testing.assert_array_equal(one.reset(seed=7), obs_ref)
     rng = np.random.default_rng(0)
-    ends = 0
+    ends, truncations = 0, 0
     for _ in range(600):  # several episodes: the resets agree too
         actions = rng.integers(0, 2, 1)
         obs, reward, terminated, truncated, _ = one.step(actions)
@@ -72,4 +75,5 @@ def test_one_env_steps_alone_along_the_vectorised_envs_trajectory() -> None:
         np.testing.assert_array_equal(terminated, terminated_r)
         np.testing.assert_array_equal(truncated, truncated_r)
         ends += int(terminated[0] or truncated[0])
-    assert ends >= 10
+        truncations += int(truncated[0])
+    assert ends >= 20 and truncations >= 5
