@@ -143,6 +143,7 @@ def train(runs_dir, env: str, steps: int, *extra: str):
     return max(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime)
 
 
+@pytest.mark.slow  # 22 s: a run, its video, a resume and a Keras reload
 def test_a_run_evaluates_records_resumes_and_its_policy_runs_in_plain_keras(runs_dir, tmp_path) -> None:
     import keras
 

@@ -137,6 +137,7 @@ def test_gaussian_seeds_keep_their_own_log_std_through_a_resume(tmp_path, monkey
     assert result.mean_ep_length == 200 and -2000 < result.mean_reward < 0
 
 
+@pytest.mark.slow  # 20 s: two bench commands end to end
 def test_bench_cli_says_how_it_runs_the_seeds(tmp_path) -> None:
     args = ["bench", "CartPole-v1", "--native", "--steps", "512", "--eval-every", "256", "--eval-episodes", "2", "-q"]
     sets = [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]
