@@ -24,6 +24,7 @@ from kerasdojo import backend
 from kerasdojo.agents.native import NativeTrainer
 from kerasdojo.agents.streams import RowStreams, Streams
 from kerasdojo.envs.native.vector import NativeVecEnv
+from kerasdojo.envs.normalization import Normalizer
 from kerasdojo.errors import DojoError
 
 # --------------------------------------------------------------------------- the networks
@@ -90,6 +91,96 @@ def clip_per_seed(grads: list[Any], max_norm: float) -> list[Any]:
     norm = tf.sqrt(tf.add_n(squares))
     scale = max_norm / tf.maximum(norm, max_norm)
     return [g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)) for g in grads]
+
+
+# --------------------------------------------------------------------------- normalisation
+
+NORM_KEYS = ("obs_mean", "obs_var", "obs_count", "ret_mean", "ret_var", "ret_count")
+
+
+def rms_per_seed(mean: Any, var: Any, count: Any, batch: Any, where: Any = None) -> None:
+    """Gymnasium's ``RunningMeanStd`` update of each seed's statistics (``mean``/``var``
+    ``(seeds, ...)``, ``count`` ``(seeds,)``) with its own rows of ``batch`` ``(seeds, n, ...)``,
+    those where ``where`` ``(seeds, n)`` is True; the formulas of the one-seed update
+    (:func:`kerasdojo.envs.native.vector._rms_update`), row by row."""
+    tf = backend.tf()
+    w = tf.ones(tf.shape(batch)[:2], tf.float64) if where is None else tf.cast(where, tf.float64)
+    features = [1] * (len(batch.shape) - 2)
+    b_count = tf.reduce_sum(w, axis=1)
+
+    def rows(x: Any) -> Any:  # (seeds,) against (seeds, *features)
+        return tf.reshape(x, [-1, *features])
+
+    safe = rows(tf.maximum(b_count, 1.0))
+    w = tf.reshape(w, [*w.shape, *features])
+    b_mean = tf.reduce_sum(w * batch, axis=1) / safe
+    b_var = tf.reduce_sum(w * (batch - b_mean[:, None]) ** 2, axis=1) / safe
+    delta = b_mean - mean
+    total = count + b_count
+    m2 = var * rows(count) + b_var * rows(b_count) + delta**2 * rows(count) * rows(b_count) / rows(total)
+    mean.assign(mean + delta * rows(b_count) / rows(total))
+    var.assign(m2 / rows(total))
+    count.assign(total)
+
+
+class SeedNormalizer:
+    """SB3's VecNormalize statistics of every seed, in variables with a leading seed axis, updated
+    inside the compiled call as :class:`~kerasdojo.envs.native.vector.TFNormalizer` updates one
+    seed's: each seed's observations and discounted returns feed only its own statistics."""
+
+    def __init__(self, members: int, obs_dim: int, n_envs: int, cfg: Any) -> None:
+        tf = backend.tf()
+        self.norm_obs, self.norm_reward = bool(cfg.normalize_obs), bool(cfg.normalize_reward)
+        self.gamma = getattr(cfg, "gamma", 0.99)
+        self.template = Normalizer((obs_dim,), self.norm_obs, self.norm_reward, self.gamma)
+        self.clip, self.epsilon = self.template.clip, self.template.epsilon
+        f64, S = tf.float64, members
+        self.vars = {
+            "obs_mean": tf.Variable(tf.zeros([S, obs_dim], f64), trainable=False),
+            "obs_var": tf.Variable(tf.ones([S, obs_dim], f64), trainable=False),
+            "obs_count": tf.Variable(tf.fill([S], tf.constant(1e-4, f64)), trainable=False),
+            "ret_mean": tf.Variable(tf.zeros([S], f64), trainable=False),
+            "ret_var": tf.Variable(tf.ones([S], f64), trainable=False),
+            "ret_count": tf.Variable(tf.fill([S], tf.constant(1e-4, f64)), trainable=False),
+        }
+        self.returns = tf.Variable(tf.zeros([S, n_envs], f64), trainable=False)
+
+    def update_obs(self, obs: Any, where: Any = None) -> None:
+        """Add each seed's observations ``(seeds, n, obs_dim)`` (where ``where`` is True) to its statistics."""
+        if self.norm_obs:
+            v = self.vars
+            rms_per_seed(v["obs_mean"], v["obs_var"], v["obs_count"], backend.tf().cast(obs, "float64"), where)
+
+    def observation(self, obs: Any) -> Any:
+        """``obs`` ``(seeds, n, obs_dim)`` scaled by each seed's statistics (which it leaves alone)."""
+        tf = backend.tf()
+        if not self.norm_obs:
+            return obs
+        mean, var = self.vars["obs_mean"][:, None], self.vars["obs_var"][:, None]
+        out = (tf.cast(obs, tf.float64) - mean) / tf.sqrt(var + self.epsilon)
+        return tf.cast(tf.clip_by_value(out, -self.clip, self.clip), tf.float32)
+
+    def reward(self, reward: Any, done: Any) -> Any:
+        """Rewards ``(seeds, envs)`` over the running std of each seed's discounted returns."""
+        tf = backend.tf()
+        if not self.norm_reward:
+            return reward
+        v = self.vars
+        returns = self.returns * self.gamma + tf.cast(reward, tf.float64)
+        rms_per_seed(v["ret_mean"], v["ret_var"], v["ret_count"], returns)
+        self.returns.assign(tf.where(done, tf.zeros_like(returns), returns))
+        out = tf.cast(reward, tf.float64) / tf.sqrt(v["ret_var"][:, None] + self.epsilon)
+        return tf.cast(tf.clip_by_value(out, -self.clip, self.clip), tf.float32)
+
+    def snapshot(self, k: int) -> dict[str, np.ndarray]:
+        """Seed ``k``'s statistics, as :meth:`Normalizer.state` names them."""
+        return {key: np.array(var.numpy()[k]) for key, var in self.vars.items()}
+
+    def load(self, states: list[dict[str, np.ndarray]]) -> None:
+        """Each seed's saved statistics (``norm/<key>`` arrays of its checkpoint) and running returns."""
+        for key, var in self.vars.items():
+            var.assign(np.stack([np.asarray(s[f"norm/{key}"], np.float64) for s in states]))
+        self.returns.assign(np.stack([np.asarray(s["seeds/norm_returns"], np.float64) for s in states]))
 
 
 # --------------------------------------------------------------------------- replay
@@ -180,7 +271,17 @@ class SeedTrainer(NativeTrainer):
         self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.env.single_action_space.shape)
         self.traces = 0
         self.n_updates = 0
+        self.norm: SeedNormalizer | None = None  # a trainer that normalises sets its own
         return members
+
+    def normalizer_state(self, k: int, snapshot: dict[str, list[Any]] | None = None) -> dict[str, np.ndarray] | None:
+        """Seed ``k``'s observation and return statistics, now or as ``snapshot`` took them
+        (None: this program normalises nothing)."""
+        if self.norm is None:
+            return None
+        if snapshot is not None:
+            return dict(zip(NORM_KEYS, snapshot["norm"], strict=True))
+        return self.norm.snapshot(k)
 
     def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
         """Every seed's greedy evaluation: returns and lengths ``(seeds, episodes)``."""
@@ -194,6 +295,8 @@ class SeedTrainer(NativeTrainer):
         out = {key: var.numpy()[rows] for key, var in (("state", env.state), ("t", env.t))}
         out |= {key: var.numpy()[rows] for key, var in (("ep_return", env.ep_return), ("ep_length", env.ep_length))}
         out |= {f"rng/{name}": s.counter.numpy()[k : k + 1] for name, s in self.streams.items()}
+        if self.norm is not None:  # each env's discounted return so far, which reward scaling goes on from
+            out["norm_returns"] = self.norm.returns.numpy()[k]
         return out
 
     def _load_envs(self, states: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
@@ -209,6 +312,8 @@ class SeedTrainer(NativeTrainer):
             env.ep_length.assign(np.concatenate([s["seeds/ep_length"] for s in states]))
             for name, stream in self.streams.items():
                 stream.counter.assign(np.concatenate([s[f"seeds/rng/{name}"] for s in states]))
+            if self.norm is not None:
+                self.norm.load(states)
         except (KeyError, ValueError) as exc:
             raise DojoError(f"a seed's checkpoint does not fit this batched program: {exc}") from None
         return states
@@ -231,6 +336,8 @@ class SeedTrainer(NativeTrainer):
 
         def body(t: Any, state: Any, alive: Any, ret: Any, length: Any) -> Any:
             obs = tf.reshape(native_env.observe(state), [S, K, self.obs_dim])
+            if self.norm is not None:
+                obs = self.norm.observation(obs)
             actions = tf.reshape(self._greedy(obs), [S * K, *self.action_shape])
             state, reward, terminated = native_env.dynamics(state, actions)  # the env clips a continuous action
             ret = ret + tf.where(alive, tf.cast(reward, tf.float64), 0.0)
@@ -246,4 +353,12 @@ class SeedTrainer(NativeTrainer):
         return tf.reshape(ret, [S, K]), tf.reshape(length, [S, K])
 
 
-__all__ = ["SeedMLP", "SeedReplay", "SeedTrainer", "clip_per_seed", "fan_in_weights", "initial_weights"]
+__all__ = [
+    "SeedMLP",
+    "SeedNormalizer",
+    "SeedReplay",
+    "SeedTrainer",
+    "clip_per_seed",
+    "fan_in_weights",
+    "initial_weights",
+]

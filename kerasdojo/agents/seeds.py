@@ -33,7 +33,7 @@ from kerasdojo.agents import distributions
 from kerasdojo.agents.onpolicy import gae_tf
 from kerasdojo.agents.ppo import LOSS_NAMES, clipped_loss, loss_statistics, minibatch_weights
 from kerasdojo.agents.rules import schedule_tf
-from kerasdojo.agents.seed_base import SeedMLP, SeedTrainer, clip_per_seed, initial_weights
+from kerasdojo.agents.seed_base import NORM_KEYS, SeedMLP, SeedNormalizer, SeedTrainer, clip_per_seed, initial_weights
 from kerasdojo.agents.speed import compiled
 from kerasdojo.agents.streams import SeedDraws
 from kerasdojo.errors import DojoError
@@ -58,8 +58,6 @@ def ppo_unbatchable(cfg: Any, env_id: str) -> str | None:
 
     if env_id not in native.ENVS:
         return f"{env_id} has no TensorFlow-native twin"
-    if cfg.normalize_obs or cfg.normalize_reward:
-        return "normalize_obs/normalize_reward are set (batched PPO keeps no per-seed statistics yet)"
     if not cfg.ortho_init:
         return "ortho_init is off (batched PPO draws orthogonal initial weights)"
     if cfg.target_kl > 0:
@@ -79,6 +77,8 @@ class SeedsPPO(SeedTrainer):
             raise DojoError(f"cannot batch these seeds: {why}")
         members = self._seat(cfg, env_id, seeds, eval_episodes)
         self.draws = SeedDraws(self.streams["act"])
+        if cfg.normalize_obs or cfg.normalize_reward:  # each seed's own VecNormalize statistics
+            self.norm = SeedNormalizer(self.members, self.obs_dim, self.n_envs, cfg)
         native_env = self.env.env
         keras = backend.keras()
         # Categorical logits, or a Gaussian's mean with a state-independent log-std per seed (as PPO).
@@ -133,6 +133,8 @@ class SeedsPPO(SeedTrainer):
             }
             if self.log_std is not None:
                 self._numpy["log_std"] = [self.log_std.numpy()]
+            if self.norm is not None:  # a best agent's snapshot keeps the statistics it acted with
+                self._numpy["norm"] = [self.norm.vars[key].numpy() for key in NORM_KEYS]
         return self._numpy
 
     def snapshot(self, k: int) -> dict[str, list[np.ndarray]]:
@@ -194,18 +196,28 @@ class SeedsPPO(SeedTrainer):
         def seeds_first(x: Any) -> Any:  # (S * E, ...) -> (S, E, ...)
             return tf.reshape(x, [S, E, *x.shape[1:]])
 
+        norm = self.norm
+
+        def scaled(obs: Any) -> Any:  # (S * E, obs_dim) by each seed's statistics, flat again
+            return obs if norm is None else tf.reshape(norm.observation(seeds_first(obs)), [S * E, self.obs_dim])
+
         def step_fn(i: Any, state: Any, t: Any, obs: Any, ep_return: Any, ep_length: Any) -> Any:
             params, value = self._forward(seeds_first(obs))
             actions, log_probs = self.dist.tf_sample(*params, self.draws)
             out, ep_return, ep_length, (done, ep_ret_end, ep_len_end) = env.tf_step(
                 state, t, tf.reshape(actions, [S * E, *self.action_shape]), ep_return, ep_length
             )
-            row = (seeds_first(obs), actions, log_probs, value, seeds_first(out.reward))
-            row += (seeds_first(tf.cast(out.terminated, f32)), seeds_first(done), seeds_first(out.final_obs))
+            reward = seeds_first(out.reward)
+            if norm is not None:  # as NativePPO: the last observation of an episode and the next one's first
+                norm.update_obs(seeds_first(out.final_obs))
+                norm.update_obs(seeds_first(out.obs), where=seeds_first(done))
+                reward = norm.reward(reward, seeds_first(done))
+            row = (seeds_first(obs), actions, log_probs, value, reward)
+            row += (seeds_first(tf.cast(out.terminated, f32)), seeds_first(done), seeds_first(scaled(out.final_obs)))
             row += (seeds_first(ep_ret_end), seeds_first(ep_len_end))
-            return row, out, ep_return, ep_length, out.obs
+            return row, out, ep_return, ep_length, scaled(out.obs)
 
-        obs, data = self._rollout(T, env.observe(), columns, step_fn)  # columns (T, S, E, ...)
+        obs, data = self._rollout(T, scaled(env.observe()), columns, step_fn)  # columns (T, S, E, ...)
         values, done = data["values"], data["done"]
         last_value = self._forward(seeds_first(obs))[1]
         final_obs = tf.reshape(tf.transpose(data["final_obs"], [1, 0, 2, 3]), [S, T * E, self.obs_dim])

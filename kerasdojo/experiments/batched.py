@@ -31,6 +31,7 @@ import numpy as np
 
 from kerasdojo import __version__, backend
 from kerasdojo import config as config_mod
+from kerasdojo.envs.normalization import Normalizer
 from kerasdojo.envs.wrappers import EpisodeStats
 from kerasdojo.errors import DojoError
 from kerasdojo.events import markdown_table, write_hparams
@@ -174,12 +175,13 @@ class Program:
         # A one-seed agent and env of the same shapes: the format of each seed's saved state.
         self.template_env = NativeVecEnv(spec.env_id, cfg.n_envs, seed=0)
         self.template = build_agent(spec.agent, cfg, self.template_env, 0)
-        norm = self.template_env.normalizer
+        obs_shape, gamma = self.template_env.obs_shape, getattr(cfg, "gamma", 0.99)
         self.seeds: list[SeedRun] = []
         saved = []
         for seed, path, state in members:
             run = self._open(seed, path, step)
-            member = SeedRun(seed, run, norm)
+            # The seed's own statistics (filled from the program before each save): checkpoints and policy.keras.
+            member = SeedRun(seed, run, Normalizer(obs_shape, cfg.normalize_obs, cfg.normalize_reward, gamma))
             if state is not None:
                 arrays, meta = state
                 member.train_seconds = float(meta.get("train_seconds", 0.0))
@@ -331,6 +333,9 @@ class Program:
         is now or as ``snapshot`` took it at ``step``."""
         member, at = self.seeds[k], step or self.step
         self.trainer.to_agent(k, self.template, snapshot)
+        stats = self.trainer.normalizer_state(k, snapshot)
+        if stats is not None:
+            member.env.normalizer.load_state(stats)
         # The one-seed agent's own generators, seeded by this seed and step: what a one-program-per-seed
         # resume (kerasdojo resume) samples with. The batched program draws from its streams instead.
         self.template.tf_rng.reset_from_seed(member.seed * 1_000_003 + at)
@@ -356,7 +361,7 @@ class Program:
 
         run = self.seeds[k].run
         save_arrays(run.file(name), *self._seed_state(k, False, snapshot, step))
-        export_policy(self.template, self.template_env.normalizer, run.file(policy_name))
+        export_policy(self.template, self.seeds[k].env.normalizer, run.file(policy_name))  # as _seed_state left it
 
     def _result(self, member: SeedRun, status: str) -> dict[str, Any]:
         return {"seed": member.seed, "run": str(member.run.path), "status": status}

@@ -56,7 +56,8 @@ def test_gradients_are_clipped_per_seed_as_keras_clips_one_model() -> None:
             np.testing.assert_allclose(got[k].numpy(), want.numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])  # categorical and Gaussian policies
+# Categorical and Gaussian policies; Acrobot's preset normalises observations and rewards per seed.
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1"])
 def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone(env_id) -> None:
     cfg = small_cfg(env_id)
     runs = {seeds: SeedsPPO(cfg, env_id, list(seeds), 3) for seeds in ((0, 1, 2), (1, 2), (1,))}
@@ -76,6 +77,9 @@ def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone(env_id) -> None:
             np.testing.assert_array_equal(episodes["ep_return"][:, row[seeds]], ep0["ep_return"][:, 1])
         for mine, ref in zip(trainer.train_vars, runs[(0, 1, 2)].train_vars, strict=True):
             np.testing.assert_array_equal(mine.numpy()[row[seeds]], ref.numpy()[1])
+        if trainer.norm is not None:
+            for key, stats in trainer.normalizer_state(row[seeds]).items():
+                np.testing.assert_array_equal(stats, runs[(0, 1, 2)].normalizer_state(1)[key], err_msg=key)
         returns, lengths = trainer.evaluate()
         ref_returns, _ = runs[(0, 1, 2)].evaluate()
         np.testing.assert_array_equal(returns[row[seeds]], ref_returns[1])
@@ -119,7 +123,6 @@ def test_a_seed_becomes_a_plain_ppo_agent_with_its_own_weights_and_adam_state(en
         ("sac", "Pendulum-v1", {"normalize_reward": True}, "normalize_obs/normalize_reward"),
         ("sac", "CartPole-v1", {}, "discrete actions"),
         ("ppo", "LunarLander-v3", {}, "has no TensorFlow-native twin"),
-        ("ppo", "Acrobot-v1", {}, "normalize_obs"),
         ("ppo", "CartPole-v1", {"target_kl": 0.01}, "target_kl"),
         ("ppo", "CartPole-v1", {"ortho_init": False}, "ortho_init"),
     ],
@@ -128,3 +131,35 @@ def test_what_cannot_batch_says_why(agent, env_id, overrides, why) -> None:
     cfg = resolve_config(agent, env_id, overrides, None)
     assert why in check_batchable(agent, cfg, env_id)
     assert check_batchable("ppo", small_cfg(), "CartPole-v1") is None
+    assert check_batchable("ppo", resolve_config("ppo", "Acrobot-v1", {}, None), "Acrobot-v1") is None  # normalises
+
+
+def test_each_seeds_statistics_update_as_one_seeds_native_normalizer() -> None:
+    """SeedNormalizer against TFNormalizer (what train --native uses), seed by seed, on the same
+    observations, episode ends and rewards: statistics, scaled observations and rewards."""
+    from kerasdojo.agents.seed_base import SeedNormalizer
+    from kerasdojo.envs.native.vector import TFNormalizer
+
+    tf = backend.tf()
+    rng = np.random.default_rng(0)
+    cfg = small_cfg("Acrobot-v1", gamma=0.95)
+    S, E, D = 3, 4, 6
+    batched = SeedNormalizer(S, D, E, cfg)
+    alone = [TFNormalizer((D,), True, True, 0.95, E) for _ in range(S)]
+    for _ in range(5):
+        obs = rng.normal(size=(S, E, D)) * rng.uniform(0.5, 3.0, size=(S, 1, D)) + rng.normal(size=(S, 1, D))
+        done = rng.uniform(size=(S, E)) < 0.3
+        reward = rng.normal(size=(S, E)).astype(np.float32) * np.arange(1, S + 1)[:, None]
+        batched.update_obs(tf.constant(obs))
+        batched.update_obs(tf.constant(obs * 2), where=tf.constant(done))
+        scaled = batched.observation(tf.constant(obs)).numpy()
+        rewards = batched.reward(tf.constant(reward), done).numpy()
+        for k, one in enumerate(alone):
+            one.update_obs(tf.constant(obs[k]))
+            one.update_obs(tf.constant(obs[k] * 2), where=tf.constant(done[k]))
+            np.testing.assert_allclose(scaled[k], one.tf_observation(obs[k], update=False).numpy(), rtol=1e-6)
+            np.testing.assert_allclose(rewards[k], one.tf_reward(tf.constant(reward[k]), done[k]).numpy(), rtol=1e-6)
+    for k, one in enumerate(alone):
+        for key, value in one.state().items():
+            np.testing.assert_allclose(batched.snapshot(k)[key], value, rtol=1e-12, err_msg=key)
+    assert not np.allclose(batched.snapshot(0)["obs_mean"], batched.snapshot(1)["obs_mean"])

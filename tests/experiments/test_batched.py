@@ -137,6 +137,38 @@ def test_gaussian_seeds_keep_their_own_log_std_through_a_resume(tmp_path, monkey
     assert result.mean_ep_length == 200 and -2000 < result.mean_reward < 0
 
 
+def test_normalising_seeds_keep_their_own_statistics_in_checkpoints_policies_and_resumes(tmp_path, monkeypatch) -> None:
+    """Acrobot-v1's preset normalises observations and rewards: each seed's statistics are its
+    own, saved in its checkpoint and agent, built into its policy.keras, and a resume goes on
+    from them (and from each env's discounted return) exactly."""
+    import keras
+
+    whole = tmp_path / "whole"
+    assert {r["status"] for r in train(whole, [0, 1], "Acrobot-v1")} == {"trained"}
+    stopped = tmp_path / "stopped"
+    results = interrupted_at(monkeypatch, SeedsPPO, 1280, lambda: train(stopped, [0, 1], "Acrobot-v1"))
+    assert {r["status"] for r in results} == {"interrupted"}
+    assert {r["status"] for r in train(stopped, [0, 1], "Acrobot-v1")} == {"trained"}
+    means = []
+    for seed in (0, 1):
+        run = bench_mod.seed_run(whole, seed)
+        ref, _ = load_arrays(run / "agent.npz")
+        mine, _ = load_arrays(bench_mod.seed_run(stopped, seed) / "agent.npz")
+        for key in [k for k in ref if k.startswith(("net/", "opt/", "var/", "norm/"))]:
+            np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"seed {seed} {key}")
+        assert float(ref["norm/obs_count"]) > STEPS and float(ref["norm/ret_count"]) == pytest.approx(STEPS, abs=1e-3)
+        means.append(ref["norm/obs_mean"])
+        # policy.keras takes raw observations: the seed's statistics, then its policy network.
+        obs = np.random.default_rng(seed).normal(size=(5, 6)).astype(np.float32)
+        x = np.clip((obs - ref["norm/obs_mean"]) / np.sqrt(ref["norm/obs_var"] + 1e-8), -10, 10)
+        for i in range(3):
+            x = x @ ref[f"net/policy/{2 * i}"] + ref[f"net/policy/{2 * i + 1}"]
+            x = np.tanh(x) if i < 2 else x
+        got = keras.saving.load_model(run / "policy.keras", compile=False)(obs)
+        np.testing.assert_allclose(np.asarray(got), x, rtol=1e-4, atol=1e-5)
+    assert not np.array_equal(*means)
+
+
 @pytest.mark.slow  # 20 s: two bench commands end to end
 def test_bench_cli_says_how_it_runs_the_seeds(tmp_path) -> None:
     args = ["bench", "CartPole-v1", "--native", "--steps", "512", "--eval-every", "256", "--eval-episodes", "2", "-q"]
