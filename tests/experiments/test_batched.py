@@ -200,3 +200,17 @@ def test_eight_batched_seeds_each_solve_cartpole(tmp_path) -> None:
     for seed in range(8):
         best = read_json(bench_mod.seed_run(tmp_path, seed) / "eval.json")["best_mean_reward"]
         assert best >= 475, f"seed {seed}: best evaluation {best}"
+
+
+@pytest.mark.slow
+def test_two_normalising_seeds_each_solve_acrobot(tmp_path) -> None:
+    """RL Zoo's Acrobot PPO preset (observations and rewards normalised per seed), 2 seeds in one
+    program for 40,960 steps: each reaches the goal of -100 (both did by 20,480 steps here)."""
+    s = bench_mod.BenchSpec(
+        "Acrobot-v1", "ppo", seeds=(0, 1), out=tmp_path, native=True, total_steps=40_960, eval_every=10_240
+    )
+    bench_mod.prepare(s)
+    assert {r["status"] for r in train_batched(s, s.seeds)} == {"trained"}
+    for seed in (0, 1):
+        found = read_json(bench_mod.seed_run(tmp_path, seed) / "eval.json")
+        assert found["best_mean_reward"] >= -100 and found["mean_reward"] > -150, f"seed {seed}: {found}"
