@@ -109,7 +109,8 @@ def main() -> None:
             f"{' --steps ' + str(args.steps) if args.steps else ''}`, "
             f"{budget}.",
             "",
-            f"One seed, `kerasdojo train {args.env} --agent {args.agent} --native --seed {args.seed}`: "
+            f"One seed, `kerasdojo train {args.env} --agent {args.agent} --native --seed {args.seed}"
+            f"{' --steps ' + str(args.steps) if args.steps else ''}`: "
             f"{one[0]:.1f} s cold, {one[1]:.1f} s with the XLA cache warm (the ratio's base).",
             "",
             markdown_table(header, rows),

@@ -112,7 +112,7 @@ def rms_per_seed(mean: Any, var: Any, count: Any, batch: Any, where: Any = None)
         return tf.reshape(x, [-1, *features])
 
     safe = rows(tf.maximum(b_count, 1.0))
-    w = tf.reshape(w, [*w.shape, *features])
+    w = w[(...,) + (None,) * len(features)]
     b_mean = tf.reduce_sum(w * batch, axis=1) / safe
     b_var = tf.reduce_sum(w * (batch - b_mean[:, None]) ** 2, axis=1) / safe
     delta = b_mean - mean

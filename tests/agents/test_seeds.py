@@ -56,10 +56,13 @@ def test_gradients_are_clipped_per_seed_as_keras_clips_one_model() -> None:
             np.testing.assert_allclose(got[k].numpy(), want.numpy(), rtol=1e-6)
 
 
-# Categorical and Gaussian policies; Acrobot's preset normalises observations and rewards per seed.
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1"])
-def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone(env_id) -> None:
-    cfg = small_cfg(env_id)
+NORMALISED = {"normalize_obs": True, "normalize_reward": True}
+
+
+# Categorical and Gaussian policies; and observations and rewards normalised per seed (episodes end).
+@pytest.mark.parametrize(("env_id", "extra"), [("CartPole-v1", {}), ("Pendulum-v1", {}), ("CartPole-v1", NORMALISED)])
+def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone(env_id, extra) -> None:
+    cfg = small_cfg(env_id, **extra)
     runs = {seeds: SeedsPPO(cfg, env_id, list(seeds), 3) for seeds in ((0, 1, 2), (1, 2), (1,))}
     metrics: dict = {seeds: [] for seeds in runs}
     for i in range(6):
@@ -80,6 +83,8 @@ def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone(env_id) -> None:
         if trainer.norm is not None:
             for key, stats in trainer.normalizer_state(row[seeds]).items():
                 np.testing.assert_array_equal(stats, runs[(0, 1, 2)].normalizer_state(1)[key], err_msg=key)
+            ended = sum(int(episodes["done"][:, row[seeds]].sum()) for _, episodes in metrics[seeds])
+            assert ended > 10  # the statistics also took the first observations of new episodes
         returns, lengths = trainer.evaluate()
         ref_returns, _ = runs[(0, 1, 2)].evaluate()
         np.testing.assert_array_equal(returns[row[seeds]], ref_returns[1])

@@ -137,6 +137,7 @@ def test_gaussian_seeds_keep_their_own_log_std_through_a_resume(tmp_path, monkey
     assert result.mean_ep_length == 200 and -2000 < result.mean_reward < 0
 
 
+@pytest.mark.slow  # 16 s: three Acrobot programs and a Keras reload
 def test_normalising_seeds_keep_their_own_statistics_in_checkpoints_policies_and_resumes(tmp_path, monkeypatch) -> None:
     """Acrobot-v1's preset normalises observations and rewards: each seed's statistics are its
     own, saved in its checkpoint and agent, built into its policy.keras, and a resume goes on
@@ -152,20 +153,28 @@ def test_normalising_seeds_keep_their_own_statistics_in_checkpoints_policies_and
     means = []
     for seed in (0, 1):
         run = bench_mod.seed_run(whole, seed)
-        ref, _ = load_arrays(run / "agent.npz")
-        mine, _ = load_arrays(bench_mod.seed_run(stopped, seed) / "agent.npz")
-        for key in [k for k in ref if k.startswith(("net/", "opt/", "var/", "norm/"))]:
-            np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"seed {seed} {key}")
-        assert float(ref["norm/obs_count"]) > STEPS and float(ref["norm/ret_count"]) == pytest.approx(STEPS, abs=1e-3)
+        for name in ("agent.npz", "best_agent.npz"):
+            ref, _ = load_arrays(run / name)
+            mine, _ = load_arrays(bench_mod.seed_run(stopped, seed) / name)
+            for key in [k for k in ref if k.startswith(("net/", "opt/", "var/", "norm/"))]:
+                np.testing.assert_array_equal(mine[key], ref[key], err_msg=f"seed {seed} {name} {key}")
+        # Every step adds each env's last observation; every finished episode its next first one.
+        ref, meta = load_arrays(run / "agent.npz")
+        assert float(ref["norm/obs_count"]) == pytest.approx(STEPS + meta["episodes"], abs=1e-3)
+        assert float(ref["norm/ret_count"]) == pytest.approx(STEPS, abs=1e-3)
         means.append(ref["norm/obs_mean"])
+        # The best agent keeps the statistics it was evaluated with, not the last ones.
+        best, best_meta = load_arrays(run / "best_agent.npz")
+        assert float(best["norm/ret_count"]) == pytest.approx(best_meta["best_step"], abs=1e-3)
         # policy.keras takes raw observations: the seed's statistics, then its policy network.
         obs = np.random.default_rng(seed).normal(size=(5, 6)).astype(np.float32)
-        x = np.clip((obs - ref["norm/obs_mean"]) / np.sqrt(ref["norm/obs_var"] + 1e-8), -10, 10)
-        for i in range(3):
-            x = x @ ref[f"net/policy/{2 * i}"] + ref[f"net/policy/{2 * i + 1}"]
-            x = np.tanh(x) if i < 2 else x
-        got = keras.saving.load_model(run / "policy.keras", compile=False)(obs)
-        np.testing.assert_allclose(np.asarray(got), x, rtol=1e-4, atol=1e-5)
+        for name, arrays in (("policy.keras", ref), ("best_policy.keras", best)):
+            x = np.clip((obs - arrays["norm/obs_mean"]) / np.sqrt(arrays["norm/obs_var"] + 1e-8), -10, 10)
+            for i in range(3):
+                x = x @ arrays[f"net/policy/{2 * i}"] + arrays[f"net/policy/{2 * i + 1}"]
+                x = np.tanh(x) if i < 2 else x
+            got = keras.saving.load_model(run / name, compile=False)(obs)
+            np.testing.assert_allclose(np.asarray(got), x, rtol=1e-4, atol=1e-5, err_msg=name)
     assert not np.array_equal(*means)
 
 
