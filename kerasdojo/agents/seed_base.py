@@ -1,9 +1,9 @@
 """What every many-seeds trainer shares (:mod:`kerasdojo.agents.seeds` for PPO,
 :mod:`~kerasdojo.agents.seeds_dqn` for DQN, :mod:`~kerasdojo.agents.seeds_sac` for SAC):
 networks with a leading seed axis, per-seed gradient clipping, initial weights drawn per
-seed, and a base class that holds the seeds' native envs and random streams, evaluates every
-seed greedily in one compiled call, and moves each seed's envs and streams in and out of its
-checkpoint.
+seed, per-seed observation and reward normalisation (:class:`SeedNormalizer`), and a base
+class that holds the seeds' native envs and random streams, evaluates every seed greedily
+in one compiled call, and moves each seed's envs and streams in and out of its checkpoint.
 
 A lone seed gets a twin in the program: XLA simplifies a seed axis of size one into other
 kernels, which would change its arithmetic; with the twin, seed ``k`` alone computes the same

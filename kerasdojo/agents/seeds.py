@@ -7,7 +7,8 @@ call runs a whole PPO iteration (rollout, GAE, every epoch and minibatch) of eve
 The seeds never mix: advantages are standardised and losses reduced per seed, gradients
 are clipped per seed, minibatches are drawn per seed (``tf.gather(batch_dims=1)``), Adam
 works element by element, and the seeds' losses are summed, so the gradient of one seed's
-weights is that seed's own.
+weights is that seed's own. A preset that normalises observations and rewards (Acrobot's,
+MountainCar's) keeps each seed's statistics apart too (:class:`~kerasdojo.agents.seed_base.SeedNormalizer`).
 
 Random numbers come from counter-based streams (:class:`~kerasdojo.agents.streams.Streams`): draw ``j`` of a seed is a
 hash of the seed, the stream and ``j``, not a shared generator, so what a seed draws does not
