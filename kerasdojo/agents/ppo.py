@@ -107,17 +107,20 @@ class PPO(OnPolicyActorCritic):
         bs = min(cfg.batch_size, n)
         n_mb = n // bs
         total = cfg.n_epochs * n_mb
-        # One random permutation per epoch, cut into minibatches.
-        perms = tf.argsort(self.tf_rng.uniform([cfg.n_epochs, n]), axis=1)[:, : n_mb * bs]
-        batches = tf.reshape(perms, [total, bs])
+        # One random permutation per epoch, cut into minibatches; none when every minibatch is the
+        # whole rollout (the order of its rows changes none of the loss's means).
+        batches = None
+        if bs < n:
+            perms = tf.argsort(self.tf_rng.uniform([cfg.n_epochs, n]), axis=1)[:, : n_mb * bs]
+            batches = tf.reshape(perms, [total, bs])
 
         def minibatch(i: Any) -> tuple[Any, Any, tuple[Any, ...]]:
             """Gradients and statistics of minibatch ``i``."""
-            idx = batches[i]
-            o, a = tf.nest.map_structure(lambda x: tf.gather(x, idx), obs), tf.gather(actions, idx)
-            legal = None if masks is None else tf.gather(masks, idx)
-            olp, adv = tf.gather(old_logp, idx), tf.gather(advantages, idx)
-            ret, ov, m = tf.gather(returns, idx), tf.gather(old_values, idx), tf.gather(valid, idx)
+            rows = (obs, actions, masks, old_logp, advantages, returns, old_values, valid)
+            if batches is not None:
+                idx = batches[i]
+                rows = tf.nest.map_structure(lambda x: None if x is None else tf.gather(x, idx), rows)
+            o, a, legal, olp, adv, ret, ov, m = rows
             weight, adv = minibatch_weights(cfg, adv, m)
             with tf.GradientTape() as tape:
                 out, value = self.policy_value(o)

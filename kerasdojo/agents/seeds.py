@@ -259,17 +259,18 @@ class SeedsPPO(SeedTrainer):
         bs = min(cfg.batch_size, n)
         n_mb = n // bs
         total = cfg.n_epochs * n_mb
-        perms = tf.argsort(self.streams["perm"].uniform([cfg.n_epochs, n]), axis=-1)[:, :, : n_mb * bs]
-        batches = tf.reshape(perms, [S, total, bs])
+        batches = None  # as PPO: no permutation when every minibatch is the whole rollout
+        if bs < n:
+            perms = tf.argsort(self.streams["perm"].uniform([cfg.n_epochs, n]), axis=-1)[:, :, : n_mb * bs]
+            batches = tf.reshape(perms, [S, total, bs])
         valid = tf.ones([S, bs])
 
         def body(i: Any, sums: tuple[Any, ...]) -> Any:
-            idx = batches[:, i]
-
-            def pick(x: Any) -> Any:
-                return tf.gather(x, idx, batch_dims=1)
-
-            o, a, olp, adv, ret, ov = (pick(x) for x in (obs, actions, old_logp, advantages, returns, old_values))
+            rows = (obs, actions, old_logp, advantages, returns, old_values)
+            if batches is not None:
+                idx = batches[:, i]
+                rows = tuple(tf.gather(x, idx, batch_dims=1) for x in rows)
+            o, a, olp, adv, ret, ov = rows
             weight, adv = minibatch_weights(cfg, adv, valid)
             with tf.GradientTape() as tape:
                 params, value = self._forward(o)
