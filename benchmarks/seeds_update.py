@@ -6,12 +6,13 @@ of the update (TensorFlow's kernels, every epoch and minibatch of every seed), o
 at ``--profile-seeds`` seeds:
 
 - ``xla``: the same update compiled with XLA;
-- ``bare``: a lower bound, the update stripped to what no PPO can do without, the loss and
-  its gradients: no minibatch gather (the preset's minibatch is the whole rollout), no
-  per-seed gradient clipping, plain SGD instead of Adam. It is not PPO and learns nothing
-  useful; it says how far the update could fall by cutting everything else.
-- the TensorFlow profiler's thread time of ten real iterations by op type: how much of the
-  update is matrix products and how much is element-wise work.
+- ``bare``: a lower bound, the update stripped to the loss, its gradients and a plain SGD
+  step: no per-seed gradient clipping and no Adam (the preset's minibatch is the whole rollout,
+  which the real update gathers nothing for either). It is not PPO; it says how far the
+  update could fall by cutting everything else.
+- the TensorFlow profiler's thread time of ten real iterations by op type (every op outside
+  the rollout's XLA call, the update's for the most part): how much is matrix products and
+  how much is element-wise work.
 
     python benchmarks/seeds_update.py                    # 1 and 16 seeds, the profile at 16
     python benchmarks/seeds_update.py --counts 2,8,16,32 --no-write
@@ -75,7 +76,7 @@ def trainer(seeds: int, bare: bool = False, xla: bool = False):
 
 def iteration(t, i: int) -> tuple[float, float]:
     t0 = time.perf_counter()
-    out = t._iterate(np.float32(i / 400))
+    out = t._iterate(np.float32(min(i / 400, 1.0)))  # the schedules' progress, as a 100k-step run's
     [x.numpy() for x in out["batch"]]
     t1 = time.perf_counter()
     stats = t._train(out.pop("batch"), out.pop("clip"))
@@ -91,9 +92,12 @@ def timed(t, iterations: int) -> tuple[float, float]:
 
 
 def op_profile(t) -> list[tuple[str, float]]:
-    """Thread milliseconds per iteration by op type over ten iterations (the profiler's own tool)."""
-    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
-
+    """Thread milliseconds per iteration by op type over ten iterations (the profiler's own tool,
+    a private module of TensorFlow: empty when this TensorFlow lacks it or it fails)."""
+    try:
+        from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
+    except ImportError:
+        return []
     from kerasdojo import backend
 
     tf = backend.tf()
@@ -105,7 +109,9 @@ def op_profile(t) -> list[tuple[str, float]]:
             iteration(t, i)
         tf.profiler.experimental.stop()
         planes = glob.glob(f"{logdir}/plugins/profile/*/*.xplane.pb")
-        data, _ = plugin.xspace_to_tools_data(planes, "framework_op_stats", {})
+        data, ok = plugin.xspace_to_tools_data(planes, "framework_op_stats", {})
+    if not ok or not data:
+        return []
     table = json.loads(data)[0]
     cols = [c["id"] for c in table["cols"]]
     by_type: dict[str, float] = {}
@@ -133,24 +139,38 @@ def main() -> None:
         rows.append([str(n), "as bench runs it", f"{rollout:.1f}", f"{update:.1f}", f"{update / n:.2f}"])
         print(f"{n} seeds: rollout {rollout:.1f} ms, update {update:.1f} ms", flush=True)
     s = args.profile_seeds
-    variants = (("update under XLA", trainer(s, xla=True)), ("bare: loss and gradients only", trainer(s, bare=True)))
+    variants = (
+        ("update under XLA", trainer(s, xla=True)),
+        ("bare: loss, gradients, an SGD step", trainer(s, bare=True)),
+    )
     for name, t in variants:
         rollout, update = timed(t, args.iterations)
         rows.append([str(s), name, f"{rollout:.1f}", f"{update:.1f}", f"{update / s:.2f}"])
         print(f"{s} seeds, {name}: update {update:.1f} ms", flush=True)
     ops = op_profile(trainer(s))
+    if not ops:
+        print("no profile: this TensorFlow's profiler tool did not answer", flush=True)
+        ops = [("(no profile)", 0.0)]
     busy = sum(ms for kind, ms in ops if kind not in ("(idle)", "the rollout (one XLA call)"))
     matmul = sum(ms for kind, ms in ops if "MatMul" in kind)
-    print(f"profile at {s} seeds: the update's ops {busy:.1f} thread ms, {matmul:.1f} in matrix products", flush=True)
+    print(
+        f"profile at {s} seeds: ops besides the rollout {busy:.1f} thread ms, {matmul:.1f} in matrix products",
+        flush=True,
+    )
+    from kerasdojo.training.spec import resolve_config
+
+    c = resolve_config("ppo", "CartPole-v1", {}, None)
     lines = [
         f"Machine: {machine()}. Date: {today()}. {versions('tensorflow', 'keras')}.",
-        "`python benchmarks/seeds_update.py`: CartPole-v1's PPO preset (8 envs x 32 steps a seed, 20 epochs of one",
-        f"256-sample minibatch), medians of {args.iterations} iterations after ten of warm-up.",
+        f"`python benchmarks/seeds_update.py`: CartPole-v1's PPO preset ({c.n_envs} envs x {c.n_steps} steps a seed,",
+        f"{c.n_epochs} epochs of {c.batch_size}-sample minibatches), medians of {args.iterations} iterations after ten",
+        "of warm-up.",
         "",
         markdown_table(["seeds", "update", "rollout (ms)", "update (ms)", "update per seed (ms)"], rows),
         "",
         f"Thread time of one iteration at {s} seeds by op type (TensorFlow profiler, ten iterations;"
-        f" the update's ops {busy:.1f} ms in all, {matmul:.1f} ms of it matrix products, {100 * matmul / busy:.0f}%):",
+        f" ops besides the rollout {busy:.1f} ms in all, {matmul:.1f} ms of it matrix products,"
+        f" {100 * matmul / max(busy, 1e-9):.0f}%):",
         "",
         markdown_table(["op type", "ms an iteration"], [[k, f"{v:.2f}"] for k, v in ops[:14]]),
     ]

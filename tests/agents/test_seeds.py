@@ -96,7 +96,7 @@ def test_seed_k_trains_exactly_as_beside_other_seeds_and_alone(env_id, extra) ->
 
 def test_a_whole_rollout_minibatch_is_not_shuffled_and_its_row_order_changes_nothing() -> None:
     """The CartPole preset's minibatch is the whole rollout: the update gathers nothing (the
-    gathers and the permutation's sort were 9% of a 16-seed update), and feeding its rows in
+    gathers and the permutation's sort were about 8% of a 16-seed update), and feeding its rows in
     another order gives the same weights, as the loss's means over the rows promise."""
     tf = backend.tf()
 
